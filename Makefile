@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh Debian 12 machine (root):
+#   make verify   set up, fetch the default tree, verify the series
+#   make check    set up, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup deps tree verify check lint bench clean
+
+setup: deps $(STAMP)
+
+deps:
+	bash tools/install-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+tree: setup
+	$(BIN)/kseries tree
+
+verify: tree
+	$(BIN)/kseries verify
+
+check: tree
+	$(BIN)/ruff check tools tests
+	$(BIN)/mypy tools/kseries
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check tools tests
+	$(BIN)/mypy tools/kseries
+
+bench: tree
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

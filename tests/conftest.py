@@ -1,0 +1,112 @@
+"""Shared fixtures: small throw-away git repos, and the real imported Linux 6.12 tree."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kseries.series import load_series
+from kseries.tree import Tree, cache_dir, provide_default_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "test@example.org",
+    "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "test@example.org",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+
+def git(repo: Path, *args: str, input_text: str | None = None) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}, input=input_text, check=True)
+    return proc.stdout.strip()
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, cwd: Path = ROOT) -> CliResult:
+    """Run the real console script (as a user would), capturing its output."""
+    kseries = Path(sys.executable).parent / "kseries"
+    proc = subprocess.run([str(kseries), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, check=False)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, *needles: str) -> None:
+    """A bad input gives a non-zero exit and one 'kseries: error:' line, no traceback."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("kseries: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """A digest of every working-tree file plus HEAD, branch, index bytes and diffs.
+
+    Equal snapshots before and after a command prove it left the checkout as found.
+    Git is asked with --no-optional-locks so that taking the snapshot writes nothing.
+    """
+    state: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(repo):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                state[str(path.relative_to(repo))] = hashlib.sha1(path.read_bytes()).hexdigest()
+    state[":HEAD"] = git(repo, "rev-parse", "HEAD")
+    state[":branch"] = git(repo, "symbolic-ref", "-q", "HEAD")
+    state[":index"] = hashlib.sha1((repo / ".git" / "index").read_bytes()).hexdigest()
+    state[":diff"] = git(repo, "--no-optional-locks", "diff")
+    state[":cached"] = git(repo, "--no-optional-locks", "diff", "--cached")
+    return state
+
+
+@pytest.fixture(scope="session")
+def real_tree() -> Tree:
+    """The pinned Debian 6.12 tree, imported once into the shared cache (as `make` does)."""
+    config = load_series()
+    return provide_default_tree(cache_dir(), config.base, progress=lambda _m: None)
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path) -> Iterator[Path]:
+    """A tiny 'kernel' git repo: a Makefile with a version and one C file."""
+    repo = tmp_path / "linux"
+    (repo / "mm").mkdir(parents=True)
+    (repo / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\nEXTRAVERSION =\n")
+    (repo / "mm" / "a.c").write_text("".join(f"int line{i};\n" for i in range(1, 21)))
+    git(repo, "init", "-q", "-b", "master")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    yield repo
+
+
+def make_series(repo: Path, edits: list[tuple[str, str, str]], out: Path,
+                cover: bool = True) -> Path:
+    """Commit each (file, old, new) edit on a scratch branch of REPO and format them as an mbox."""
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "series-src")
+    for number, (name, old, new) in enumerate(edits, start=1):
+        path = repo / name
+        path.write_text(path.read_text().replace(old, new, 1))
+        git(repo, "commit", "-q", "-a", "-m", f"mm: change {number}", "-m", "Because.", "-s")
+    args = ["format-patch", "-q", "--stdout", "--thread", f"--base={base}", f"{base}..HEAD"]
+    mbox = git(repo, *(args[:1] + (["--cover-letter"] if cover else []) + args[1:]))
+    git(repo, "checkout", "-q", "master")
+    git(repo, "branch", "-q", "-D", "series-src")
+    out.write_text(mbox + "\n")
+    return out

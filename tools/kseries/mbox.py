@@ -1,0 +1,125 @@
+"""Reading a mailbox series: its patches, cover letter, base-commit and the paths it touches."""
+
+from __future__ import annotations
+
+import email.header
+import mailbox
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from kseries.errors import KseriesError
+
+PATCH_SUBJECT_RE = re.compile(r"\[[^\]]*PATCH[^\]]*?(\d+)/(\d+)\s*\]", re.IGNORECASE)
+BASE_COMMIT_RE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
+CHANGE_ID_RE = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
+PATH_LINE_RES = (
+    re.compile(r"^diff --git a/(\S+) b/(\S+)$"),
+    re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)"),
+    re.compile(r"^(?:rename|copy) (?:from|to) (\S+)$"),
+)
+
+
+@dataclass(frozen=True)
+class Patch:
+    index: int
+    total: int
+    subject: str
+    body: str
+    paths: tuple[str, ...]
+
+    @property
+    def diff(self) -> str:
+        start = self.body.find("\ndiff --git ")
+        return self.body[start + 1:] if start >= 0 else ""
+
+
+@dataclass(frozen=True)
+class Series:
+    path: Path
+    cover_subject: str | None
+    cover_body: str | None
+    patches: tuple[Patch, ...]
+
+    @property
+    def base_commit(self) -> str | None:
+        for text in (self.cover_body or "", *(p.body for p in self.patches)):
+            if found := BASE_COMMIT_RE.search(text):
+                return found.group(1)
+        return None
+
+    @property
+    def change_id(self) -> str | None:
+        found = CHANGE_ID_RE.search(self.cover_body or "")
+        return found.group(1) if found else None
+
+    @property
+    def touched_paths(self) -> tuple[str, ...]:
+        return tuple(sorted({path for p in self.patches for path in p.paths}))
+
+
+def read_series(path: Path) -> Series:
+    """Parse PATH as a patch series; every problem is a one-line KseriesError."""
+    if not path.is_file():
+        raise KseriesError(f"mbox {path} does not exist; pass --mbox FILE or --revision vN")
+    if path.stat().st_size == 0:
+        raise KseriesError(f"mbox {path} is empty; regenerate it with git format-patch --stdout")
+    messages = [m for m in mailbox.mbox(str(path), create=False) if m.get("Subject")]
+    if not messages:
+        raise KseriesError(f"{path} holds no mail messages: not an mbox (expected 'From ' lines "
+                           "as written by git format-patch)")
+    cover: tuple[str, str] | None = None
+    patches: list[Patch] = []
+    for message in messages:
+        subject = _header(message.get("Subject", ""))
+        body = _body(message)
+        if "\ndiff --git " in f"\n{body}":
+            patches.append(_patch(subject, body, len(patches) + 1))
+        elif cover is None:
+            cover = (subject, body)
+    if not patches:
+        raise KseriesError(f"{path} holds {len(messages)} messages but no patch (no 'diff --git')")
+    _check_paths(path, patches)
+    patches.sort(key=lambda p: p.index)
+    return Series(path, cover[0] if cover else None, cover[1] if cover else None, tuple(patches))
+
+
+def _patch(subject: str, body: str, position: int) -> Patch:
+    numbered = PATCH_SUBJECT_RE.search(subject)
+    index, total = (int(numbered.group(1)), int(numbered.group(2))) if numbered else (position, 0)
+    title = re.sub(r"^\s*\[[^\]]*\]\s*", "", subject)
+    return Patch(index, total, title, body, tuple(sorted(_paths(body))))
+
+
+def _paths(body: str) -> set[str]:
+    paths: set[str] = set()
+    for line in body.splitlines():
+        for pattern in PATH_LINE_RES:
+            if match := pattern.match(line):
+                paths.update(p for p in match.groups() if p != "/dev/null")
+    return paths
+
+
+def _check_paths(path: Path, patches: list[Patch]) -> None:
+    for patch in patches:
+        for name in patch.paths:
+            parts = PurePosixPath(name).parts
+            if name.startswith("/") or ".." in parts or ".git" in parts:
+                raise KseriesError(f"{path}: patch {patch.index} '{patch.subject}' touches unsafe "
+                                   f"path '{name}' (outside the tree); refusing to apply")
+
+
+def _header(value: str) -> str:
+    decoded = email.header.make_header(email.header.decode_header(value))
+    return " ".join(str(decoded).split())
+
+
+def _body(message: mailbox.mboxMessage) -> str:
+    if message.is_multipart():
+        parts = [p for p in message.walk() if p.get_content_type() == "text/plain"]
+        payload = parts[0].get_payload(decode=True) if parts else b""
+    else:
+        payload = message.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return payload.decode(message.get_content_charset() or "utf-8", errors="replace")

@@ -1,0 +1,88 @@
+"""kseries verify: run every stage that exists, write <out>/report.json, summarise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kseries.apply import ApplyResult, apply_series
+from kseries.context import Context, progress
+from kseries.errors import KseriesError
+from kseries.report import Check, Report, Stage, Status, stopwatch
+from kseries.tree import Tree
+
+
+@dataclass
+class Run:
+    """State shared by the stages of one verify run."""
+
+    ctx: Context
+    tree: Tree | None = None
+    applied: ApplyResult | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+StageFn = Callable[[Run], Stage]
+
+
+def tree_stage(run: Run) -> Stage:
+    with stopwatch() as took:
+        run.tree = run.ctx.tree()
+    tree = run.tree
+    return Stage("tree", "pass", f"Linux {tree.version} at {tree.base_commit[:12]} ({tree.path})",
+                 took[0], data={"path": str(tree.path), "version": tree.version,
+                                "base_commit": tree.base_commit, "default": tree.default},
+                 reproducer="kseries tree --show")
+
+
+def apply_stage(run: Run) -> Stage:
+    if run.tree is None:
+        return Stage("apply", "skip", "no tree", 0.0)
+    with stopwatch() as took:
+        series = run.ctx.series()
+        progress(f"apply: {len(series.patches)} patches from {series.path.name} with b4")
+        run.applied = apply_series(run.tree, series, run.ctx.cache, run.ctx.config.name,
+                                   run.ctx.revision_name)
+    applied = run.applied
+    checks = [Check(f"patch {p.index}", "pass", f"{p.commit[:12]} {p.subject}")
+              for p in applied.patches]
+    checks += [Check("base", "warn", note) for note in applied.notes if "differs" in note
+               or "not in" in note or "no base-commit" in note]
+    checks += [Check("whitespace", "warn", note) for note in applied.notes if "whitespace" in note]
+    what = "already applied" if applied.already_applied else "applied"
+    summary = f"{len(applied.patches)} patches {what} on {applied.base[:12]} in {applied.worktree}"
+    status: Status = "warn" if any(c.status == "warn" for c in checks) else "pass"
+    return Stage("apply", status, summary, took[0], tuple(checks), reproducer=applied.reproducer,
+                 data={"worktree": str(applied.worktree), "branch": applied.branch,
+                       "base": applied.base, "head": applied.head,
+                       "notes": list(applied.notes)})
+
+
+def stages() -> list[tuple[str, StageFn]]:
+    """The stages in order; later issues add theirs here."""
+    return [("tree", tree_stage), ("apply", apply_stage)]
+
+
+def run_stage(name: str, fn: StageFn, run: Run) -> Stage:
+    """Run one stage; a KseriesError becomes that stage's failure, not a crash."""
+    with stopwatch() as took:
+        try:
+            return fn(run)
+        except KseriesError as err:
+            failed = str(err)
+    return Stage(name, "fail", failed, took[0])
+
+
+def verify(ctx: Context) -> Report:
+    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
+    run = Run(ctx)
+    for name, fn in stages():
+        progress(f"stage {name}: starting")
+        stage = report.add(run_stage(name, fn, run))
+        progress(f"stage {name}: {stage.status} - {stage.summary}")
+    return report
+
+
+def write_report(report: Report, out: Path) -> Path:
+    return report.write(out)
