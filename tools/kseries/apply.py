@@ -128,7 +128,8 @@ def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revi
     worktree = worktree_path(cache, tree)
     already = find_already_applied(tree, series)
     if already is not None:
-        return ApplyResult(worktree, branch, tree.base_commit, tree.base_commit, already, True,
+        first_parent = g.git(tree.path, "rev-parse", f"{already[0].commit}^")
+        return ApplyResult(worktree, branch, first_parent, already[-1].commit, already, True,
                            (f"series is already applied in {tree.path} (HEAD)",),
                            command_line(["git", "-C", str(tree.path), "log", "--oneline",
                                          f"-{len(already)}"]))

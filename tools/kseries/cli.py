@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from kseries import upkeep
 from kseries.apply import apply_series
 from kseries.context import Context, Options, make_context, progress
 from kseries.errors import KseriesError
@@ -35,25 +37,54 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="series description (default: patches/series.toml)")
 
 
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    handler: Command
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def configure_tree(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show", action="store_true",
+                        help="only show path, version and base commit (no download)")
+    parser.add_argument("--base-version", metavar="VERSION",
+                        help="another Debian version of the source package")
+
+
+def configure_apply(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--onto", metavar="REV", help="apply on REV instead of the base-commit")
+
+
+def subcommands() -> list[Subcommand]:
+    return [
+        Subcommand("tree", "fetch and import the default tree; show a tree", cmd_tree,
+                   configure_tree),
+        Subcommand("apply", "apply the series in a scratch worktree with b4", cmd_apply,
+                   configure_apply),
+        Subcommand("verify", "run every stage and write report.json", cmd_verify),
+        Subcommand("export", "write a branch as patches/vN.mbx and record it in series.toml",
+                   upkeep.export_main, upkeep.configure_export),
+        Subcommand("import", "apply revision vN to an editable branch and worktree",
+                   upkeep.import_main, upkeep.configure_import),
+        Subcommand("diff", "compare two revisions patch by patch (git range-diff)",
+                   upkeep.diff_main, upkeep.configure_diff),
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kseries",
         description="Verify a Linux kernel patch series: apply with b4, build, check callers, "
-                    "run tests.")
+                    "run tests.",
+        epilog="exit codes: 0 pass, 250 warnings only, 1 failure, 2 usage, 130 interrupted")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    tree = commands.add_parser("tree", help="fetch and import the default tree; show a tree")
-    tree.add_argument("--show", action="store_true",
-                      help="only show path, version and base commit (no download)")
-    tree.add_argument("--base-version", metavar="VERSION",
-                      help="another Debian version of the source package")
-    tree.set_defaults(handler=cmd_tree)
-    apply = commands.add_parser("apply", help="apply the series in a scratch worktree with b4")
-    apply.add_argument("--onto", metavar="REV", help="apply on REV instead of the base-commit")
-    apply.set_defaults(handler=cmd_apply)
-    verify_cmd = commands.add_parser("verify", help="run every stage and write report.json")
-    verify_cmd.set_defaults(handler=cmd_verify)
-    for sub in (tree, apply, verify_cmd):
-        add_common(sub)
+    for sub in subcommands():
+        child = commands.add_parser(sub.name, help=sub.help, description=sub.help)
+        if sub.configure is not None:
+            sub.configure(child)
+        add_common(child)
+        child.set_defaults(handler=sub.handler)
     return parser
 
 

@@ -56,6 +56,7 @@ class SeriesConfig:
     base: Base
     arches: tuple[str, ...]
     api: Api
+    change_id: str | None = None
 
     @property
     def patches_dir(self) -> Path:
@@ -114,6 +115,7 @@ def parse_series(data: dict[str, Any], path: Path) -> SeriesConfig:
         base=_parse_base(_table(data, "base", where), where),
         arches=arches,
         api=_parse_api(_table(data, "api", where), where),
+        change_id=_optional_str(series, "change_id", f"{where} [series]"),
     )
 
 
@@ -168,6 +170,10 @@ def _str(data: dict[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise KseriesError(f"{where}: '{key}' must be a non-empty string")
     return value
+
+
+def _optional_str(data: dict[str, Any], key: str, where: str) -> str | None:
+    return _str(data, key, where) if key in data else None
 
 
 def _str_list(data: dict[str, Any], key: str, where: str) -> list[str]:
