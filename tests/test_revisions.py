@@ -1,12 +1,12 @@
-"""export / import / diff on a small repo (fast) - the real-tree variant is in test_revisions_real."""
+"""export / import / diff on a small repo (fast); the real-tree variant: test_revisions_real."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from kseries.revisions import parse_range_diff, record_revision
+
 from tests.conftest import ROOT, assert_one_line_error, git, run_cli
 
 COVER = "Demo series for tests\n\nIt changes two lines of mm/a.c.\n"
@@ -25,8 +25,9 @@ def workspace(small_repo: Path, tmp_path: Path) -> dict[str, Path]:
     patches.mkdir()
     series = patches / "series.toml"
     text = (ROOT / "patches" / "series.toml").read_text()
-    series.write_text(text.replace('current = "v2"', 'current = "v1"')
-                      .replace('[revisions.v2]\nmbox = "v2.mbx"', '[revisions.v1]\nmbox = "v1.mbx"'))
+    text = text.replace('current = "v2"', 'current = "v1"')
+    series.write_text(text.replace('[revisions.v2]\nmbox = "v2.mbx"',
+                                   '[revisions.v1]\nmbox = "v1.mbx"'))
     (patches / "v1-cover.txt").write_text(COVER)
     return {"repo": small_repo, "series": series, "cache": tmp_path / "cache"}
 

@@ -107,11 +107,13 @@ def import_main(ctx: Context, args: argparse.Namespace) -> int:
     edit = ctx.cache / "edit" / f"{tree.path.name}-{ctx.config.name}-{revision.name}"
     if edit.exists() and not args.force:
         raise KseriesError(f"{edit} exists (it may hold your edits); pass --force to replace it")
-    if edit.exists():
-        g.git(tree.path, "worktree", "remove", "--force", str(edit))
     if g.resolve_commit(tree.path, branch) is not None and not args.force:
         raise KseriesError(f"branch '{branch}' exists in {tree.path}; pass --force or --branch")
-    g.git(tree.path, "worktree", "add", "-q", "-f", "-B", branch, str(edit), result.head)
+    if (edit / ".git").is_file():
+        g.git(edit, "checkout", "-q", "-f", "-B", branch, result.head)
+        g.git(edit, "clean", "-q", "-f", "-d")
+    else:
+        g.git(tree.path, "worktree", "add", "-q", "-f", "-B", branch, str(edit), result.head)
     print(f"imported {revision.name}: {len(result.patches)} patches on {result.base[:12]}")
     print(f"branch:   {branch}")
     print(f"worktree: {edit}")

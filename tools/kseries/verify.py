@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kseries import upkeep
 from kseries.apply import ApplyResult, apply_series
+from kseries.apply import checkout as apply_checkout
 from kseries.context import Context, progress
 from kseries.errors import KseriesError
 from kseries.report import Check, Report, Stage, Status, stopwatch
@@ -59,9 +61,30 @@ def apply_stage(run: Run) -> Stage:
                        "notes": list(applied.notes)})
 
 
+def revisions_stage(run: Run) -> Stage:
+    """Compare with the previous revision in series.toml, when there is one."""
+    ctx = run.ctx
+    if run.tree is None or run.applied is None:
+        return Stage("revisions", "skip", "series not applied", 0.0)
+    if ctx.options.mbox is not None:
+        return Stage("revisions", "skip", "--mbox given: no previous revision to compare", 0.0)
+    current = ctx.config.revision(ctx.options.revision)
+    previous = ctx.config.previous(current.name)
+    if previous is None:
+        return Stage("revisions", "skip", f"{current.name} is the first revision in series.toml",
+                     0.0)
+    with stopwatch() as took:
+        result = upkeep.compare(ctx, run.tree, previous.name, current.name)
+        apply_checkout(run.applied.worktree, run.applied.head)
+    (ctx.out / "revisions.txt").parent.mkdir(parents=True, exist_ok=True)
+    (ctx.out / "revisions.txt").write_text(result.format_text() + "\n")
+    return Stage("revisions", "pass", result.summary(), took[0], log=str(ctx.out / "revisions.txt"),
+                 reproducer=f"kseries diff {previous.name} {current.name}", data=result.to_json())
+
+
 def stages() -> list[tuple[str, StageFn]]:
     """The stages in order; later issues add theirs here."""
-    return [("tree", tree_stage), ("apply", apply_stage)]
+    return [("tree", tree_stage), ("apply", apply_stage), ("revisions", revisions_stage)]
 
 
 def run_stage(name: str, fn: StageFn, run: Run) -> Stage:
