@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from kseries.series import load_series
 from kseries.tree import Tree, cache_dir, provide_default_tree
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kseries.apply import apply_series, worktree_path
 from kseries.errors import KseriesError
 from kseries.mbox import read_series
 from kseries.tree import open_user_tree
-
 from tests.conftest import assert_one_line_error, git, make_series, run_cli, snapshot
 
 EDITS = [("mm/a.c", "int line3;\n", "int line3_renamed;\n"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kseries.errors import KseriesError
 from kseries.mbox import read_series
-
 from tests.conftest import FIXTURES
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kseries.revisions import parse_range_diff, record_revision
 
+from kseries.revisions import parse_range_diff, record_revision
 from tests.conftest import ROOT, assert_one_line_error, git, run_cli
 
 COVER = "Demo series for tests\n\nIt changes two lines of mm/a.c.\n"

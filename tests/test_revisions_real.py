@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from kseries.tree import Tree
 
+from kseries.tree import Tree
 from tests.conftest import ROOT, git, run_cli
 
 pytestmark = pytest.mark.realtree

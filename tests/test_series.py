@@ -6,9 +6,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from kseries.errors import KseriesError
 from kseries.series import load_series, parse_series
-
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 
 SERIES = ROOT / "patches" / "series.toml"
