@@ -17,7 +17,7 @@ from pathlib import Path
 from kseries import git as g
 from kseries.errors import KseriesError
 from kseries.mbox import Series
-from kseries.proc import command_line, run
+from kseries.proc import command_line, last_line, run
 from kseries.tree import Tree
 
 APPLY_IDENTITY = {"user.name": "kseries", "user.email": "kseries@localhost"}
@@ -188,6 +188,8 @@ def describe_am_failure(series: Series, output: str) -> str:
     """One line: which patch, which file, which hunk did not apply."""
     failed_at = FAILED_AT_RE.search(output)
     applying = APPLYING_RE.findall(output)
+    if failed_at is None and not applying:
+        return f"git am failed before applying any patch: {last_line(output)}"
     number = int(failed_at.group(1)) if failed_at else len(applying)
     patch = next((p for p in series.patches if p.index == number), None)
     subject = patch.subject if patch else (applying[-1] if applying else "?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ class Stage:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def worst(statuses: list[Status]) -> Status:
+def worst(statuses: Sequence[Status]) -> Status:
     """The most severe status; no statuses at all is a pass."""
     return max(statuses, key=lambda s: SEVERITY[s]) if statuses else "pass"
 
@@ -106,3 +106,24 @@ class Report:
                  for s in self.stages]
         lines.append(f"overall: {self.status.upper()}")
         return lines
+
+
+def update_report(out: Path, stage: Stage, series: str, revision: str, tree: str) -> Path:
+    """Put STAGE into <out>/report.json, replacing an older result of the same stage.
+
+    Standalone subcommands (kseries callers, build, ...) use this so that their result
+    sits beside what verify wrote instead of replacing it.
+    """
+    path = out / "report.json"
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = {}
+    stages = [s for s in data.get("stages", []) if s.get("name") != stage.name]
+    stages.append(asdict(stage))
+    report = {"series": series, "revision": revision, "tree": tree, "stages": stages}
+    ran = [s["status"] for s in stages if s["status"] != "skip"]
+    report["status"] = worst(ran) if ran else "skip"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -9,6 +9,7 @@ from pathlib import Path
 from kseries import upkeep
 from kseries.apply import ApplyResult, apply_series
 from kseries.apply import checkout as apply_checkout
+from kseries.callers_stage import callers_stage
 from kseries.context import Context, progress
 from kseries.errors import KseriesError
 from kseries.report import Check, Report, Stage, Status, stopwatch
@@ -22,6 +23,7 @@ class Run:
     ctx: Context
     tree: Tree | None = None
     applied: ApplyResult | None = None
+    done: dict[str, Stage] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -84,7 +86,8 @@ def revisions_stage(run: Run) -> Stage:
 
 def stages() -> list[tuple[str, StageFn]]:
     """The stages in order; later issues add theirs here."""
-    return [("tree", tree_stage), ("apply", apply_stage), ("revisions", revisions_stage)]
+    return [("tree", tree_stage), ("apply", apply_stage), ("callers", callers_stage),
+            ("revisions", revisions_stage)]
 
 
 def run_stage(name: str, fn: StageFn, run: Run) -> Stage:
@@ -103,6 +106,7 @@ def verify(ctx: Context) -> Report:
     for name, fn in stages():
         progress(f"stage {name}: starting")
         stage = report.add(run_stage(name, fn, run))
+        run.done[name] = stage
         progress(f"stage {name}: {stage.status} - {stage.summary}")
     return report
 
