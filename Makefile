@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/mypy tools/kseries
 
 bench: tree
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench.py $(SECTIONS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
