@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kseries import callers_stage, upkeep
+from kseries import callers_stage, upkeep, vmtest
 from kseries.apply import apply_series
 from kseries.context import Context, Options, make_context, progress
 from kseries.errors import KseriesError
@@ -65,6 +65,8 @@ def subcommands() -> list[Subcommand]:
         Subcommand("verify", "run every stage and write report.json", cmd_verify),
         Subcommand("callers", "check that every caller of the changed API was converted",
                    callers_stage.callers_main, callers_stage.configure_parser),
+        Subcommand("vmtest", "boot with virtio-mem and check the kexec contract (kexec-tools)",
+                   vmtest.vmtest_main, vmtest.configure_parser),
         Subcommand("export", "write a branch as patches/vN.mbx and record it in series.toml",
                    upkeep.export_main, upkeep.configure_export),
         Subcommand("import", "apply revision vN to an editable branch and worktree",

@@ -85,9 +85,11 @@ def revisions_stage(run: Run) -> Stage:
 
 
 def stages() -> list[tuple[str, StageFn]]:
-    """The stages in order; later issues add theirs here."""
+    """The stages in order (imported here: the stage modules import Run from this one)."""
+    from kseries.vmtest import vmtest_stage
+
     return [("tree", tree_stage), ("apply", apply_stage), ("callers", callers_stage),
-            ("revisions", revisions_stage)]
+            ("vmtest", vmtest_stage), ("revisions", revisions_stage)]
 
 
 def run_stage(name: str, fn: StageFn, run: Run) -> Stage:
