@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kseries import callers_stage, upkeep, vmtest
+from kseries import build, callers_stage, upkeep, vmtest
 from kseries.apply import apply_series
 from kseries.context import Context, Options, make_context, progress
 from kseries.errors import KseriesError
@@ -63,6 +63,8 @@ def subcommands() -> list[Subcommand]:
         Subcommand("apply", "apply the series in a scratch worktree with b4", cmd_apply,
                    configure_apply),
         Subcommand("verify", "run every stage and write report.json", cmd_verify),
+        Subcommand("build", "build touched and calling files per arch: new warnings, bisect",
+                   build.build_main, build.configure_parser),
         Subcommand("callers", "check that every caller of the changed API was converted",
                    callers_stage.callers_main, callers_stage.configure_parser),
         Subcommand("vmtest", "boot with virtio-mem and check the kexec contract (kexec-tools)",

@@ -160,25 +160,25 @@ def config_inputs_hash(tree: Path, arch: Arch, fragments: Sequence[Path]) -> str
     return digest.hexdigest()
 
 
-def config_stamp(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path]) -> str:
-    """What the stamp would be for these inputs and the current .config ('' if no .config)."""
-    config = build_dir / ".config"
-    if not config.is_file():
-        return ""
-    return (config_inputs_hash(tree, arch, fragments) + " "
-            + _sha(config.read_bytes()))
-
-
 def merge_config(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path],
                  log: Path | None = None) -> Path:
     """defconfig + FRAGMENTS + olddefconfig in BUILD_DIR; a no-op when the inputs are unchanged."""
+    return _merge(tree, build_dir, arch, fragments, config_inputs_hash(tree, arch, fragments),
+                  log)
+
+
+def _merge(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path], inputs: str,
+           log: Path | None) -> Path:
     for fragment in fragments:
         read_fragment(fragment)
     config = build_dir / ".config"
     stamp = build_dir / STAMP
-    inputs = config_inputs_hash(tree, arch, fragments)
     if config.is_file() and stamp.is_file() and \
             stamp.read_text().split() == [inputs, _sha(config.read_bytes())]:
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(f"# {config}: inputs unchanged (stamp {inputs[:16]}), "
+                           f"{arch.defconfig} + fragments + olddefconfig not redone\n")
         return config
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
@@ -443,20 +443,52 @@ def _same(got: str, wanted: str) -> bool:
 def validate_config(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path]
                     ) -> list[KconfigProblem]:
     """Merge (if needed), then check every fragment symbol got its value; cached per stamp."""
-    config = merge_config(tree, build_dir, arch, fragments)
-    stamp = config_stamp(tree, build_dir, arch, fragments)
+    return list(setup_config(tree, build_dir, arch, fragments).problems)
+
+
+class LazyKconfig:
+    """A KconfigTree parsed on first use only (parsing takes seconds; caches often answer)."""
+
+    def __init__(self, tree: Path, arch: Arch, config: Path) -> None:
+        self.tree, self.arch, self.config = tree, arch, config
+        self._loaded: KconfigTree | None = None
+
+    def get(self) -> KconfigTree:
+        if self._loaded is None:
+            self._loaded = KconfigTree(self.tree, self.arch, self.config)
+        return self._loaded
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """A merged and validated config: the .config, its stamp, the fragment problems, and
+    the tree's Kconfig for further questions (loaded only if asked)."""
+
+    config: Path
+    stamp: str
+    problems: tuple[KconfigProblem, ...]
+    kconfig: LazyKconfig
+
+
+def setup_config(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path],
+                 log: Path | None = None) -> ConfigResult:
+    """merge_config + validate_config, hashing the inputs once; validation is cached in the
+    build dir per stamp (inputs and resulting .config)."""
+    inputs = config_inputs_hash(tree, arch, fragments)
+    config = _merge(tree, build_dir, arch, fragments, inputs, log)
+    stamp = f"{inputs} {_sha(config.read_bytes())}"
+    kconfig = LazyKconfig(tree, arch, config)
     cache = build_dir / VALIDATED
-    if cache.is_file():
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("stamp") == stamp:
-                return [KconfigProblem(**p) for p in saved["problems"]]
-        except (ValueError, KeyError, TypeError):
-            pass
-    kconfig = KconfigTree(tree, arch, config)
-    problems = problems_in(kconfig, config.read_text(), requested_values(fragments))
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("stamp") == stamp:
+            problems = tuple(KconfigProblem(**p) for p in saved["problems"])
+            return ConfigResult(config, stamp, problems, kconfig)
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        pass
+    problems = tuple(problems_in(kconfig.get(), config.read_text(), requested_values(fragments)))
     cache.write_text(json.dumps({"stamp": stamp, "problems": [asdict(p) for p in problems]}))
-    return problems
+    return ConfigResult(config, stamp, problems, kconfig)
 
 
 def can_enable(tree: Path, arch: Arch, symbol: str, config: Path | None = None
