@@ -11,6 +11,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +69,18 @@ def ensure_worktree(tree: Tree, path: Path, commit: str) -> Path:
     return path
 
 
+def drop_stale_index_lock(worktree: Path, min_age_s: float = 60.0) -> None:
+    """Remove an index.lock left in OUR scratch worktree by a killed git (older than a minute)."""
+    git_dir = g.git(worktree, "rev-parse", "--absolute-git-dir", check=False)
+    lock = Path(git_dir or "/nonexistent") / "index.lock"
+    if lock.is_file() and time.time() - lock.stat().st_mtime > min_age_s:
+        lock.unlink()
+
+
 def checkout(worktree: Path, commit: str) -> None:
     """Force our scratch worktree to COMMIT (it is ours: nothing of the user's lives there)."""
     if (worktree / ".git").is_file():
+        drop_stale_index_lock(worktree)
         g.git(worktree, "am", "--abort", check=False)
     g.git(worktree, "checkout", "-q", "-f", "--detach", commit)
     g.git(worktree, "clean", "-q", "-f", "-d")
