@@ -5,7 +5,7 @@ packages=(
   git make gcc bc flex bison libelf-dev libssl-dev cpio rsync xz-utils dwarves python3-venv
   ccache sparse coccinelle
   gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-s390x-linux-gnu
-  qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-s390x
+  qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc
   busybox-static kexec-tools
 )
 missing=()
