@@ -42,6 +42,23 @@ def test_reapply_reuses_worktree_and_gives_same_commits(small_repo: Path, series
     assert first.head == second.head
 
 
+@pytest.mark.parametrize("cover", [True, False])
+def test_mbox_without_message_ids_is_threaded_for_b4(small_repo: Path, series_mbox: Path,
+                                                      tmp_path: Path, cover: bool) -> None:
+    """format-patch without --thread writes no Message-Id; b4 alone cannot read that."""
+    unthreaded = tmp_path / "unthreaded.mbx"
+    source = series_mbox if cover else make_series(small_repo, EDITS, tmp_path / "nc.mbx",
+                                                   cover=False)
+    unthreaded.write_text("".join(
+        line for line in source.read_text().splitlines(keepends=True)
+        if not line.lower().startswith(("message-id:", "in-reply-to:", "references:"))))
+    tree = open_user_tree(small_repo)
+    result = apply_series(tree, read_series(unthreaded), tmp_path / "cache", "demo", "v1")
+    assert [p.subject for p in result.patches] == ["mm: change 1", "mm: change 2"]
+    assert any("without Message-Id" in note for note in result.notes)
+    assert unthreaded.read_text().count("Message-Id") == 0  # the user's file is untouched
+
+
 def test_conflict_names_patch_file_and_hunk(small_repo: Path, series_mbox: Path,
                                             tmp_path: Path) -> None:
     (small_repo / "mm" / "a.c").write_text((small_repo / "mm" / "a.c").read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kseries import git as g
 from kseries.errors import KseriesError
-from kseries.mbox import Series
+from kseries.mbox import Series, threaded_text
 from kseries.proc import command_line, last_line, run
 from kseries.tree import Tree
 
@@ -161,22 +161,31 @@ def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revi
 
 
 def b4_prepare(worktree: Path, mbox: Path, scratch: Path) -> tuple[Path, list[str]]:
-    """b4 am (offline) turns the mailbox into a git-am-ready .mbx; returns it and b4's notes."""
-    proc = run(["b4", "-n", "am", "-m", str(mbox.resolve()), "-o", str(scratch)], cwd=worktree,
-               check=False)
+    """b4 am (offline) turns the mailbox into a git-am-ready .mbx; returns it and b4's notes.
+
+    A mailbox without Message-Ids (format-patch without --thread) is threaded first."""
+    notes: list[str] = []
+    threaded = threaded_text(mbox)
+    if threaded is not None:
+        mbox = scratch / f"threaded-{mbox.name}"
+        mbox.write_text(threaded)
+        notes.append("the mbox has messages without Message-Id (git format-patch without "
+                     "--thread); kseries threaded them under the first message for b4")
+    proc = run(["b4", "-n", "am", "-m", str(mbox.resolve()), "-o", str(scratch / "am")],
+               cwd=worktree, check=False)
     output = proc.stdout + proc.stderr
-    produced = sorted(scratch.glob("*.mbx"))
+    produced = sorted((scratch / "am").glob("*.mbx"))
     if proc.returncode != 0 or not produced:
         raise KseriesError(f"b4 am could not read {mbox}: {_b4_problem(output)}")
-    notes = [f"b4: {line.strip()}" for line in output.splitlines()
-             if line.strip().startswith("Base:")]
+    notes += [f"b4: {line.strip()}" for line in output.splitlines()
+              if line.strip().startswith("Base:")]
     return produced[0], notes
 
 
 def _b4_problem(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "ERROR" in line or "rror" in line]
-    return (errors or lines or ["no output"])[-1]
+    return (errors or lines or ["b4 printed nothing (is it a git format-patch mailbox?)"])[-1]
 
 
 def git_am(worktree: Path, series: Series, mbx: Path, base: str) -> str:

@@ -13,6 +13,8 @@ from kseries.errors import KseriesError
 PATCH_SUBJECT_RE = re.compile(r"\[[^\]]*PATCH[^\]]*?(\d+)/(\d+)\s*\]", re.IGNORECASE)
 BASE_COMMIT_RE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 CHANGE_ID_RE = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
+MESSAGE_START_RE = re.compile(r"^From \S+ ", re.MULTILINE)
+MESSAGE_ID_RE = re.compile(r"^message-id:", re.IGNORECASE | re.MULTILINE)
 PATH_LINE_RES = (
     re.compile(r"^diff --git a/(\S+) b/(\S+)$"),
     re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)"),
@@ -123,3 +125,43 @@ def _body(message: mailbox.mboxMessage) -> str:
     if not isinstance(payload, bytes):
         return ""
     return payload.decode(message.get_content_charset() or "utf-8", errors="replace")
+
+
+def threaded_text(path: Path) -> str | None:
+    """PATH's text with local Message-Ids, when a message has none; else None.
+
+    `git format-patch --stdout` without --thread writes no Message-Id, and b4 cannot
+    thread (or even read) such a mailbox. Each message without one gets
+    <kseries.N@localhost>, and every message after the first gets In-Reply-To and
+    References pointing at the first (the cover letter when there is one), as
+    `git format-patch --thread` would have written them."""
+    text = path.read_text(errors="replace")
+    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)
+              if m.start() == 0 or text[m.start() - 1] == "\n"]
+    if not starts:
+        return None
+    chunks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+    headers = [chunk.split("\n\n", 1)[0] for chunk in chunks]
+    if all(MESSAGE_ID_RE.search(h) for h in headers):
+        return None
+    first_id = ""
+    out = [text[:starts[0]]]
+    for number, chunk in enumerate(chunks):
+        from_line, rest = chunk.split("\n", 1)
+        added = []
+        found = MESSAGE_ID_RE.search(headers[number])
+        message_id = _header_value(headers[number], found.start()) if found else \
+            f"<kseries.{number}@localhost>"
+        if not found:
+            added.append(f"Message-Id: {message_id}")
+        if number == 0:
+            first_id = message_id
+        elif not re.search(r"^in-reply-to:", headers[number], re.IGNORECASE | re.MULTILINE):
+            added += [f"In-Reply-To: {first_id}", f"References: {first_id}"]
+        out.append("\n".join([from_line, *added, rest]))
+    return "".join(out)
+
+
+def _header_value(headers: str, start: int) -> str:
+    line = headers[start:].split("\n", 1)[0]
+    return line.split(":", 1)[1].strip()
