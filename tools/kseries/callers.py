@@ -241,24 +241,30 @@ class CallerReport:
             "notes": list(self.notes),
         }
 
-    def format_table(self) -> str:
-        """One row per call (status converted/UNCONVERTED), then findings not on a call."""
-        rows = [("location", "function", "callee", "status", "message")]
+    def format_table(self, compiled_by: Mapping[str, Sequence[str]] | None = None) -> str:
+        """One row per call (status converted/UNCONVERTED, and with COMPILED_BY the arches
+        whose build compiled its file), then findings not on a call."""
+        built = compiled_by is not None
+        rows = [("location", "function", "callee", "status",
+                 *(("built on",) if built else ()), "message")]
         on_calls: set[Finding] = set()
         for call in self.calls:
             found = self.findings_for(call)
             on_calls.update(found)
             message = "; ".join(f"{f.severity}: {f.message}" for f in found)
+            arches = (", ".join(compiled_by.get(call.file, [])) or "no arch",) \
+                if compiled_by is not None else ()
             rows.append((f"{call.file}:{call.line}", call.function or "-", call.name,
-                         self.status(call), message))
+                         self.status(call), *arches, message))
         for finding in self.findings:
             if finding not in on_calls:
                 rows.append((f"{finding.file}:{finding.line}", finding.function or "-",
                              _callee(finding.call_text), finding.severity.upper(),
-                             finding.message))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-                 for r in rows]
+                             *(("-",) if built else ()), finding.message))
+        columns = len(rows[0]) - 1
+        widths = [max(len(r[i]) for r in rows) for i in range(columns)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:columns], widths, strict=True))
+                 + "  " + r[columns] for r in rows]
         lines.append(f"{len(self.calls)} calls in {len(self.caller_files)} files, "
                      f"{len(self.errors)} errors, {len(self.warnings)} warnings "
                      f"({self.duration_s:.2f}s)")

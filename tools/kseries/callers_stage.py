@@ -121,7 +121,10 @@ def callers_main(ctx: Context, args: argparse.Namespace) -> int:
     applied = apply_series(tree, ctx.series(), ctx.cache, ctx.config.name, ctx.revision_name)
     coverage = previous_coverage(ctx.out, applied.head)
     stage, report = run_checker(applied.worktree, ctx, coverage, not args.no_spatch)
-    print(report.format_table())
+    print(report.format_table(compiled_by_from_coverage(coverage) if coverage else None))
+    if coverage is None:
+        print(f"built on: unknown - {ctx.out / 'report.json'} has no build of this head "
+              "(run `kseries build` with the same --out first)")
     for check in stage.checks:
         if check.status in ("warn", "fail") and not check.name.startswith("call "):
             print(f"{check.status.upper()}: {check.summary}")
