@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kseries.apply import apply_series, worktree_path
 from kseries.errors import KseriesError
+from kseries.lock import cache_lock
 from kseries.mbox import read_series
 from kseries.tree import open_user_tree
 from tests.conftest import assert_one_line_error, git, make_series, run_cli, snapshot
@@ -165,3 +168,23 @@ def test_onto_unknown_revision(small_repo: Path, series_mbox: Path, tmp_path: Pa
     with pytest.raises(KseriesError, match="--onto nope is not a commit"):
         apply_series(open_user_tree(small_repo), read_series(series_mbox), tmp_path, "d", "v1",
                      onto="nope")
+
+
+def test_second_run_on_the_same_cache_waits_for_the_first(small_repo: Path, series_mbox: Path,
+                                                           tmp_path: Path) -> None:
+    """Runs share the cache's scratch worktree: the second waits, then applies normally."""
+    cache = tmp_path / "cache"
+    kseries = Path(sys.executable).parent / "kseries"
+    with cache_lock(cache, "a test holding the lock", lambda _m: None):
+        proc = subprocess.Popen([str(kseries), "apply", "--tree", str(small_repo), "--mbox",
+                                 str(series_mbox), "--cache-dir", str(cache)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "waiting for another kseries run on" in first
+        assert "a test holding the lock" in first
+        assert proc.poll() is None
+        assert not worktree_path(cache, open_user_tree(small_repo)).exists()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "applied: 2 patches" in out

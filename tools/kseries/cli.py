@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kseries import build, callers_stage, upkeep, vmtest
+from kseries import build, callers_stage, kunit, upkeep, vmtest
 from kseries.apply import apply_series
 from kseries.context import Context, Options, make_context, progress
 from kseries.errors import KseriesError
+from kseries.lock import cache_lock
 from kseries.tree import open_default_tree
 from kseries.verify import verify
 
@@ -67,6 +68,8 @@ def subcommands() -> list[Subcommand]:
                    build.build_main, build.configure_parser),
         Subcommand("callers", "check that every caller of the changed API was converted",
                    callers_stage.callers_main, callers_stage.configure_parser),
+        Subcommand("kunit", "run the MHP_DRIVER_MANAGED KUnit suite (kunit.py, QEMU); "
+                   "--against-base proves it bites", kunit.kunit_main, kunit.configure_parser),
         Subcommand("vmtest", "boot with virtio-mem and check the kexec contract (kexec-tools)",
                    vmtest.vmtest_main, vmtest.configure_parser),
         Subcommand("export", "write a branch as patches/vN.mbx and record it in series.toml",
@@ -145,7 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
     try:
-        return handler(make_context(options_from(args)), args)
+        ctx = make_context(options_from(args))
+        if args.command == "tree" and args.show:
+            return handler(ctx, args)
+        with cache_lock(ctx.cache, f"kseries {args.command}", progress):
+            return handler(ctx, args)
     except KseriesError as err:
         print(f"kseries: error: {err}", file=sys.stderr)
         return 1
