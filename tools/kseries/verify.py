@@ -87,10 +87,11 @@ def revisions_stage(run: Run) -> Stage:
 def stages() -> list[tuple[str, StageFn]]:
     """The stages in order (imported here: the stage modules import Run from this one)."""
     from kseries.build import build_stage
+    from kseries.kunit import kunit_stage
     from kseries.vmtest import vmtest_stage
 
     return [("tree", tree_stage), ("apply", apply_stage), ("build", build_stage),
-            ("callers", callers_stage), ("vmtest", vmtest_stage),
+            ("callers", callers_stage), ("kunit", kunit_stage), ("vmtest", vmtest_stage),
             ("revisions", revisions_stage)]
 
 
