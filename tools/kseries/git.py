@@ -16,6 +16,11 @@ SAFE_CONFIG = (
     "-c", "advice.detachedHead=false",
 )
 
+# Blob ids in a patch's "index" lines at a fixed length (the kernel's core.abbrev): git's
+# default grows with the number of *packed* objects, so the same commits would give other
+# bytes in a freshly imported (unpacked) tree than in a repacked one.
+INDEX_ABBREV = "--abbrev=12"
+
 
 def git(repo: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
     """Run git in REPO and return stdout (stripped of the final newline)."""

@@ -190,4 +190,5 @@ def format_patch(overlay: Overlay, repo: Path, commit: str, message: str) -> str
         made = run(["git", *g.SAFE_CONFIG, "-C", str(clone), "commit-tree", tree, "-p", commit,
                     "-F", "-"], env=env, input_text=message, what="git commit-tree")
         new = made.stdout.strip()
-        return g.git(clone, "format-patch", "-1", "--stdout", "--no-signature", new) + "\n"
+        return g.git(clone, "format-patch", "-1", "--stdout", "--no-signature",
+                     g.INDEX_ABBREV, new) + "\n"

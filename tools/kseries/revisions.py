@@ -102,7 +102,8 @@ def export_mbox(repo: Path, base: str, branch: str, revision: str, cover_text: s
     if count == 0:
         raise KseriesError(f"branch '{branch}' has no commits on top of the base {base[:12]}")
     raw = g.git(repo, "format-patch", "--stdout", "--cover-letter", "--thread", "--zero-commit",
-                f"-v{revision_number(revision)}", f"--base={base}", f"{base}..{branch}")
+                g.INDEX_ABBREV, f"-v{revision_number(revision)}", f"--base={base}",
+                f"{base}..{branch}")
     return stable_message_ids(fill_cover(raw + "\n", cover_text), cid, revision, sender_domain)
 
 
