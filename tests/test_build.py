@@ -9,6 +9,8 @@ import pytest
 
 from kseries.apply import AppliedPatch, ApplyResult
 from kseries.build import (
+    BaseCache,
+    StepResult,
     caller_files,
     compiled_calls,
     coverage_check,
@@ -18,6 +20,7 @@ from kseries.build import (
     guards,
     is_static,
     make_plan,
+    new_failures,
     run_make,
     touched_functions,
 )
@@ -277,3 +280,17 @@ def test_compiled_calls_says_which_condition_keeps_the_call_out() -> None:
         "compiled out", "every call is under #if defined(CONFIG_PROBE)")
     assert compiled_calls(GUARDED, [3, 5], {"OTHER": "m"}) == ("compiled", "")
     assert compiled_calls(GUARDED, [10], {})[0] == "unknown"
+
+
+def test_only_objects_that_built_at_the_base_are_new_failures(tmp_path: Path) -> None:
+    """An object that already failed at the base (e.g. a config the base cannot build)
+    is not blamed on the series; one that built there, or is new, is."""
+    base = BaseCache(tmp_path / "base.json", "key", {
+        "mm/a.o": {"ok": True, "diagnostics": []},
+        "mm/b.o": {"ok": False, "diagnostics": []}})
+    step = StepResult("x86_64", "patch-1", "c0ffee", ("mm/a.o", "mm/b.o", "mm/new.o"),
+                      ("mm/a.o", "mm/b.o", "mm/new.o"), (), 1.0, "log", "make")
+    assert new_failures(base, step) == ["mm/a.o", "mm/new.o"]
+    only_old = StepResult("x86_64", "patch-1", "c0ffee", ("mm/a.o", "mm/b.o"), ("mm/b.o",),
+                          (), 1.0, "log", "make", returncode=2)
+    assert new_failures(base, only_old) == []

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kseries.tree import Tree
+from kseries.apply import worktree_path
+from kseries.tree import Tree, cache_dir
 from tests.conftest import FIXTURES, ROOT, CliResult, git, run_cli, snapshot
 
 pytestmark = pytest.mark.realtree
@@ -150,45 +149,89 @@ def test_series_builds_everywhere_bisectable_without_new_warnings(real_tree: Tre
         assert "gcc" in metadata["toolchain"]["version"]
         assert "CONFIG_MEMORY_HOTPLUG=y" in (tmp_path / "build" / arch / "config").read_text()
     assert check(stage, "x86_64 sparse")["status"] == "pass"
+    assert_callers_converted_with_their_arches(tmp_path)
 
 
-@pytest.fixture
-def user_checkout(real_tree: Tree, tmp_path: Path) -> Iterator[Path]:
-    """A user's clone with uncommitted work, and (next to it) a cache of its own; both are
-    removed afterwards (a Linux checkout is big: do not leave it to pytest's tmp cleanup)."""
-    clone = tmp_path / "user" / "linux"
-    git(real_tree.path, "clone", "-q", "--shared", str(real_tree.path), str(clone))
-    git(clone, "checkout", "-q", "-b", "my-work")
-    notes = clone / "mm" / "memory_hotplug.c"
-    notes.write_text(notes.read_text() + "/* my uncommitted edit */\n")
-    yield clone
-    shutil.rmtree(clone.parent, ignore_errors=True)
+# The 8 callers of the add_memory() family in 6.12 and the arch whose build must compile each.
+CALLER_ARCH = {
+    "arch/powerpc/platforms/pseries/hotplug-memory.c": "powerpc",
+    "drivers/acpi/acpi_memhotplug.c": "x86_64",
+    "drivers/base/memory.c": "x86_64",
+    "drivers/s390/char/sclp_cmd.c": "s390",
+    "drivers/hv/hv_balloon.c": "x86_64",
+    "drivers/xen/balloon.c": "x86_64",
+    "drivers/virtio/virtio_mem.c": "x86_64",
+    "drivers/dax/kmem.c": "x86_64",
+}
 
 
-def test_interrupt_leaves_the_users_tree_untouched(user_checkout: Path) -> None:
-    before = snapshot(user_checkout)
-    cache = user_checkout.parent / "cache"
+def assert_callers_converted_with_their_arches(out: Path) -> None:
+    """`kseries callers` after `kseries build` (same --out): every caller is converted and
+    its line names the arches whose build compiled it (the build stage's coverage)."""
+    result = run_cli("callers", "--no-spatch", "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    stage = next(s for s in report["stages"] if s["name"] == "callers")
+    calls = {c["data"]["file"]: c for c in stage["checks"] if c["name"].startswith("call ")
+             and c["data"]["file"] != "mm/memory_hotplug.c"}
+    assert set(calls) == set(CALLER_ARCH)
+    for path, arch in CALLER_ARCH.items():
+        call = calls[path]
+        assert call["status"] == "pass", call
+        assert arch in call["data"]["arches"], call
+        assert call["summary"].endswith(f"built on {', '.join(call['data']['arches'])}"), call
+        assert ": converted; built on " in call["summary"], call
+    assert not any(c["name"] == "cross-check with builds" for c in stage["checks"])
+    table = result.stdout
+    for path in CALLER_ARCH:
+        assert path in table
+
+
+def test_interrupt_leaves_the_users_tree_untouched(real_tree: Tree, tmp_path: Path) -> None:
+    """Ctrl-C while the scratch worktree is at patch 1: the tree given with --tree, with
+    uncommitted work in it, is byte-identical afterwards, and the scratch worktree is back
+    at the series' head.
+
+    The tree passed is the imported tree itself (as a user's --tree), so the scratch
+    worktree and build dir are the warm shared ones: a second 80k-file checkout costs
+    minutes to write and to delete on this machine. Its edits are undone afterwards."""
+    edited = real_tree.path / "Documentation" / "admin-guide" / "mm" / "memory-hotplug.rst"
+    original = edited.read_bytes()
+    untracked = real_tree.path / "kseries-test-untracked-notes.txt"
+    try:
+        edited.write_bytes(original + b"\n.. my uncommitted note\n")
+        untracked.write_text("my untracked work\n")
+        before = snapshot(real_tree.path)
+        stderr, returncode = interrupt_build_at_patch_1(real_tree, tmp_path)
+        after = snapshot(real_tree.path)
+    finally:
+        edited.write_bytes(original)
+        untracked.unlink(missing_ok=True)
+    assert returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr
+    assert after == before
+    worktree = worktree_path(cache_dir(), real_tree)
+    assert git(worktree, "rev-parse", "HEAD") == git(
+        real_tree.path, "rev-parse", "kseries/mhp-driver-managed/small-series")
+    assert git(worktree, "status", "--porcelain") == ""
+
+
+def interrupt_build_at_patch_1(real_tree: Tree, tmp_path: Path) -> tuple[str, int | None]:
+    """Start `kseries build` on the small series and SIGINT it at patch 1: (stderr, exit)."""
     kseries = Path(sys.executable).parent / "kseries"
     proc = subprocess.Popen(
-        [str(kseries), "build", "--tree", str(user_checkout), "--cache-dir", str(cache),
+        [str(kseries), "build", "--tree", str(real_tree.path),
          "--mbox", str(FIXTURES / "small-series.mbx"), "--arch", "x86_64", "--no-sparse",
-         "--out", str(user_checkout.parent / "out")],
+         "--out", str(tmp_path / "out")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if "build x86_64 base:" in line:
+        if "build x86_64 patch-1:" in line:
             os.killpg(proc.pid, signal.SIGINT)
             break
     _, rest = proc.communicate(timeout=300)
-    stderr = "".join(seen) + rest
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert "interrupted" in stderr
-    assert snapshot(user_checkout) == before
-    worktree = next((cache / "worktrees").iterdir())
-    assert git(worktree, "rev-parse", "HEAD") == git(
-        user_checkout, "rev-parse", "kseries/mhp-driver-managed/small-series")
-    assert git(worktree, "status", "--porcelain") == ""
+    return "".join(seen) + rest, proc.returncode
