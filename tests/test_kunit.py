@@ -152,6 +152,13 @@ def test_base_shim_is_laid_only_onto_the_base(mm_repo: Path) -> None:
     assert "memory_hotplug_kunit_base" not in extra_patch().read_text()
 
 
+def test_laid_files_keep_the_overlay_mtime(mm_repo: Path) -> None:
+    """Laid again after a checkout, the suite must not look newer than its object."""
+    lay_overlay(load_overlay(), mm_repo)
+    laid = (mm_repo / "mm" / "memory_hotplug_kunit.c").stat().st_mtime_ns
+    assert laid == (OVERLAY / "mm" / "memory_hotplug_kunit.c").stat().st_mtime_ns
+
+
 def test_checkout_removes_the_overlay_again(mm_repo: Path) -> None:
     head = git(mm_repo, "rev-parse", "HEAD")
     lay_overlay(load_overlay(), mm_repo)

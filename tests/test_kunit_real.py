@@ -67,8 +67,9 @@ class KunitOutcome:
 @pytest.fixture(scope="module")
 def outcome(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> KunitOutcome:
     out = tmp_path_factory.mktemp("kunit-out")
+    # --out relative to the current directory, as `kseries kunit --out out` gives it.
     ctx = make_context(Options(series_file=None, cache_dir=None, tree=None, revision=None,
-                               mbox=series_mbox(), out=out))
+                               mbox=series_mbox(), out=Path(os.path.relpath(out))))
     code = kunit.kunit_main(ctx, argparse.Namespace(arch=["x86_64"], against_base=True))
     return KunitOutcome(code, json.loads((out / "report.json").read_text()), ctx, out)
 

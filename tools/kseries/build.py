@@ -1395,6 +1395,8 @@ def bench_figures(cold: Stage, cold_s: float, warm_s: float, revision_s: float,
         "naive_cold_s (extrapolated)": round(naive_cold, 1),
         "naive_warm_s (extrapolated, all ccache hits)": round(naive_warm, 1),
         "ratio_naive_vs_targeted_cold": round(naive_cold / cold_s, 1) if cold_s else None,
+        "ratio_naive_vs_floor (both build each arch's config once, the naive bot all of it)":
+            round(naive_cold / floor_s, 1) if floor_s else None,
         "ratio_naive_vs_targeted_warm": round(naive_warm / warm_s, 1) if warm_s else None,
         "naive_box_s": box_s,
         "naive_per_arch": list(naive),

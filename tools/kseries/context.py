@@ -62,6 +62,9 @@ def make_context(options: Options) -> Context:
         config = with_base_version(config, options.base_version)
     if options.revision and options.mbox:
         raise KseriesError("--revision and --mbox both given; pass one of them")
+    # Stages run tools in the scratch worktree (kunit.py, make O=...): an --out relative to
+    # the caller's directory would point elsewhere there.
+    options = replace(options, out=options.out.resolve())
     return Context(config, cache_dir(options.cache_dir), options)
 
 

@@ -8,6 +8,7 @@ adds untracked files and edits tracked ones, so apply.checkout() (`git checkout 
 
 from __future__ import annotations
 
+import os
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -127,6 +128,10 @@ def lay_overlay(overlay: Overlay, worktree: Path, on_base: bool = False) -> list
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             target.write_bytes(content)
+            # The source's mtime, not now: laid again for the next run, the suite is not
+            # newer than its object, so a warm build neither recompiles nor relinks.
+            source = overlay.source(relative).stat()
+            os.utime(target, ns=(source.st_atime_ns, source.st_mtime_ns))
         touched.append(relative)
     for hook in hooks:
         target = worktree / hook.file
