@@ -13,7 +13,9 @@ from kseries.errors import KseriesError
 PATCH_SUBJECT_RE = re.compile(r"\[[^\]]*PATCH[^\]]*?(\d+)/(\d+)\s*\]", re.IGNORECASE)
 BASE_COMMIT_RE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 CHANGE_ID_RE = re.compile(r"^change-id:\s*(\S+)\s*$", re.MULTILINE)
-MESSAGE_START_RE = re.compile(r"^From \S+ ", re.MULTILINE)
+# An mbox "From " line: sender, then a ctime date (git writes "Mon Sep 17 00:00:00 2001").
+MESSAGE_START_RE = re.compile(r"^From \S+ +\w{3} \w{3} [ \d]?\d \d\d:\d\d:\d\d \d{4}$",
+                              re.MULTILINE)
 MESSAGE_ID_RE = re.compile(r"^message-id:", re.IGNORECASE | re.MULTILINE)
 PATH_LINE_RES = (
     re.compile(r"^diff --git a/(\S+) b/(\S+)$"),
@@ -136,8 +138,7 @@ def threaded_text(path: Path) -> str | None:
     References pointing at the first (the cover letter when there is one), as
     `git format-patch --thread` would have written them."""
     text = path.read_text(errors="replace")
-    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)
-              if m.start() == 0 or text[m.start() - 1] == "\n"]
+    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)]
     if not starts:
         return None
     chunks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
@@ -147,7 +148,7 @@ def threaded_text(path: Path) -> str | None:
     first_id = ""
     out = [text[:starts[0]]]
     for number, chunk in enumerate(chunks):
-        from_line, rest = chunk.split("\n", 1)
+        from_line, _, rest = chunk.partition("\n")
         added = []
         found = MESSAGE_ID_RE.search(headers[number])
         message_id = _header_value(headers[number], found.start()) if found else \
