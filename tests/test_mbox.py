@@ -78,3 +78,18 @@ def test_threading_adds_ids_only_where_missing_and_ignores_from_in_bodies(tmp_pa
     assert threaded_text(tmp_path / "series.mbx") is not None
     mbox.write_text(text)
     assert threaded_text(mbox) is None
+
+
+def test_body_line_starting_with_from_stays_in_its_patch(tmp_path: Path) -> None:
+    mbox = tmp_path / "series.mbx"
+    mbox.write_text(
+        "From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001\n"
+        "From: A <a@example.org>\nSubject: [PATCH 1/1] mm: one\n\n"
+        "From the spec: hot-added memory may be device memory.\n\n"
+        "Signed-off-by: A <a@example.org>\n---\n"
+        "diff --git a/mm/x.c b/mm/x.c\n--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1 +1 @@\n-a\n+b\n")
+    series = read_series(mbox)
+    [patch] = series.patches
+    assert patch.subject == "mm: one"
+    assert patch.paths == ("mm/x.c",)
+    assert "From the spec:" in patch.body

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import email
 import email.header
-import mailbox
+import email.message
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -68,7 +69,7 @@ def read_series(path: Path) -> Series:
         raise KseriesError(f"mbox {path} does not exist; pass --mbox FILE or --revision vN")
     if path.stat().st_size == 0:
         raise KseriesError(f"mbox {path} is empty; regenerate it with git format-patch --stdout")
-    messages = [m for m in mailbox.mbox(str(path), create=False) if m.get("Subject")]
+    messages = [m for m in split_messages(path.read_bytes()) if m.get("Subject")]
     if not messages:
         raise KseriesError(f"{path} holds no mail messages: not an mbox (expected 'From ' lines "
                            "as written by git format-patch)")
@@ -118,7 +119,19 @@ def _header(value: str) -> str:
     return " ".join(str(decoded).split())
 
 
-def _body(message: mailbox.mboxMessage) -> str:
+def split_messages(data: bytes) -> list[email.message.Message]:
+    """The messages of an mbox, split only at real "From " lines (sender and date, as git
+    writes them): a body line such as "From the spec: ..." stays in its message, where
+    Python's mailbox module would cut the patch in two there."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)]
+    chunks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)][:len(starts)],
+                                          strict=True)]
+    return [email.message_from_bytes(chunk.partition("\n")[2].encode(
+        "utf-8", errors="surrogateescape")) for chunk in chunks]
+
+
+def _body(message: email.message.Message) -> str:
     if message.is_multipart():
         parts = [p for p in message.walk() if p.get_content_type() == "text/plain"]
         payload = parts[0].get_payload(decode=True) if parts else b""
