@@ -402,7 +402,7 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
         return KunitRun(arch, variant, "unavailable", str(err))
     build = build_dir(ctx.cache, arch)
     build.mkdir(parents=True, exist_ok=True)
-    logs = (ctx.out / "kunit").resolve()  # kunit.py runs in the worktree: no relative paths
+    logs = ctx.out / "kunit"  # absolute: make_context resolves --out
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{variant}-{arch}.log"
     log.write_text("")

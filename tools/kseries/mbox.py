@@ -124,11 +124,15 @@ def split_messages(data: bytes) -> list[email.message.Message]:
     writes them): a body line such as "From the spec: ..." stays in its message, where
     Python's mailbox module would cut the patch in two there."""
     text = data.decode("utf-8", errors="surrogateescape")
-    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)]
-    chunks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)][:len(starts)],
-                                          strict=True)]
     return [email.message_from_bytes(chunk.partition("\n")[2].encode(
-        "utf-8", errors="surrogateescape")) for chunk in chunks]
+        "utf-8", errors="surrogateescape")) for chunk in message_chunks(text)]
+
+
+def message_chunks(text: str) -> list[str]:
+    """TEXT cut at its mbox From lines: one chunk per message, From line included (text
+    before the first From line is not part of any message)."""
+    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)]
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=False)]
 
 
 def _body(message: email.message.Message) -> str:
@@ -151,15 +155,14 @@ def threaded_text(path: Path) -> str | None:
     References pointing at the first (the cover letter when there is one), as
     `git format-patch --thread` would have written them."""
     text = path.read_text(errors="replace")
-    starts = [m.start() for m in MESSAGE_START_RE.finditer(text)]
-    if not starts:
+    chunks = message_chunks(text)
+    if not chunks:
         return None
-    chunks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
     headers = [chunk.split("\n\n", 1)[0] for chunk in chunks]
     if all(MESSAGE_ID_RE.search(h) for h in headers):
         return None
     first_id = ""
-    out = [text[:starts[0]]]
+    out = [text[:len(text) - sum(map(len, chunks))]]
     for number, chunk in enumerate(chunks):
         from_line, _, rest = chunk.partition("\n")
         added = []
