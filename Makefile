@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup deps tree verify check lint bench clean
+.PHONY: setup deps tree verify check test lint bench clean
 
 setup: deps $(STAMP)
 
@@ -29,6 +29,12 @@ check: tree
 	$(BIN)/ruff check tools tests
 	$(BIN)/mypy tools/kseries
 	$(BIN)/python -m pytest -q tests
+
+# The fast tier for the inner loop: no kernel tree, no kernel builds (under two minutes).
+test: setup
+	$(BIN)/ruff check tools tests
+	$(BIN)/mypy tools/kseries
+	$(BIN)/python -m pytest -q -m "not realtree" tests
 
 lint: setup
 	$(BIN)/ruff check tools tests

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kseries.series import load_series
-from kseries.tree import Tree, cache_dir, provide_default_tree
+from kseries.kernel.tree import Tree, cache_dir, provide_default_tree
+from kseries.series.config import load_series
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -74,6 +74,14 @@ def snapshot(repo: Path) -> dict[str, str]:
     state[":diff"] = git(repo, "--no-optional-locks", "diff")
     state[":cached"] = git(repo, "--no-optional-locks", "diff", "--cached")
     return state
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/real/ needs the real tree: `make test` deselects it by marker."""
+    real = Path(__file__).resolve().parent / "real"
+    for item in items:
+        if real in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.realtree)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kseries.context import Context, Options, make_context
-from kseries.errors import KseriesError
+from kseries.core.context import Context, Options, make_context
+from kseries.core.errors import KseriesError
 
 
 def callers_section(ctx: Context) -> dict[str, Any]:
-    from kseries.callers import bench_callers, spec_from_api
+    from kseries.stages.callers.checker import bench_callers, spec_from_api
 
     tree = ctx.tree()
     result = bench_callers(tree.path, spec_from_api(ctx.config.api))
@@ -26,19 +26,19 @@ def callers_section(ctx: Context) -> dict[str, Any]:
 
 
 def build_section(ctx: Context) -> dict[str, Any]:
-    from kseries.build import bench_build
+    from kseries.stages.build.stage import bench_build
 
     return bench_build(ctx)
 
 
 def kunit_section(ctx: Context) -> dict[str, Any]:
-    from kseries.kunit import bench_kunit
+    from kseries.stages.kunit.stage import bench_kunit
 
     return bench_kunit(ctx)
 
 
 def vmtest_section(ctx: Context) -> dict[str, Any]:
-    from kseries.vmtest import bench_vmtest
+    from kseries.stages.vmtest.stage import bench_vmtest
 
     return bench_vmtest(ctx)
 

@@ -11,13 +11,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kseries import build, callers_stage, kunit, upkeep, vmtest
-from kseries.apply import apply_series
-from kseries.context import Context, Options, make_context, progress
-from kseries.errors import KseriesError
-from kseries.lock import cache_lock
-from kseries.tree import open_default_tree
-from kseries.verify import verify
+from kseries.core.context import Context, Options, make_context, progress
+from kseries.core.errors import KseriesError
+from kseries.core.lock import cache_lock
+from kseries.kernel.tree import open_default_tree
+from kseries.series import upkeep
+from kseries.series.apply import apply_series
+from kseries.stages.basic import verify
+from kseries.stages.build import stage as build
+from kseries.stages.callers import stage as callers_stage
+from kseries.stages.kunit import stage as kunit
+from kseries.stages.vmtest import stage as vmtest
 
 EXIT_WARN = 250
 Command = Callable[[Context, argparse.Namespace], int]

@@ -1,0 +1,77 @@
+"""What every subcommand resolves first: the series config, the tree, the mbox, the out dir."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kseries.core.errors import KseriesError
+from kseries.kernel.tree import Tree, cache_dir, open_user_tree, provide_default_tree
+from kseries.series.config import SeriesConfig, load_series
+from kseries.series.mbox import Series, read_series
+
+
+@dataclass(frozen=True)
+class Options:
+    """Common command-line options, already parsed."""
+
+    series_file: Path | None
+    cache_dir: Path | None
+    tree: Path | None
+    revision: str | None
+    mbox: Path | None
+    out: Path
+    base_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    config: SeriesConfig
+    cache: Path
+    options: Options
+
+    @property
+    def out(self) -> Path:
+        return self.options.out
+
+    @property
+    def revision_name(self) -> str:
+        if self.options.mbox is not None:
+            return self.options.mbox.stem
+        return self.config.revision(self.options.revision).name
+
+    def mbox_path(self) -> Path:
+        if self.options.mbox is not None:
+            return self.options.mbox
+        return self.config.revision(self.options.revision).mbox
+
+    def series(self) -> Series:
+        return read_series(self.mbox_path())
+
+    def tree(self) -> Tree:
+        if self.options.tree is not None:
+            return open_user_tree(self.options.tree)
+        return provide_default_tree(self.cache, self.config.base, progress)
+
+
+def make_context(options: Options) -> Context:
+    config = load_series(options.series_file)
+    if options.base_version:
+        config = with_base_version(config, options.base_version)
+    if options.revision and options.mbox:
+        raise KseriesError("--revision and --mbox both given; pass one of them")
+    # Stages run tools in the scratch worktree (kunit.py, make O=...): an --out relative to
+    # the caller's directory would point elsewhere there.
+    options = replace(options, out=options.out.resolve())
+    return Context(config, cache_dir(options.cache_dir), options)
+
+
+def with_base_version(config: SeriesConfig, version: str) -> SeriesConfig:
+    return replace(config, base=replace(config.base, version=version))
+
+
+def progress(message: str) -> None:
+    """A progress line for long steps, on stderr so stdout stays the result."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,363 @@
+"""Run a test guest in QEMU: command line per arch (as data), QMP, hard timeouts, crash detection.
+
+The guest has two serial ports: the kernel console (first port) and a results port
+(second port) where the guest prints TAP and asks the host for actions
+("# vmtest-request: requested-size=BYTES"), which the host carries out through QMP.
+Both are files on the host, polled; the guest is killed when it runs past the
+timeout or prints nothing for too long, and panics, oopses and WARNs are named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kseries.core.errors import KseriesError
+from kseries.core.proc import command_line, require_program
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What differs per architecture: QEMU binary and machine, consoles, kernel image."""
+
+    arch: str
+    qemu: str
+    machine_args: tuple[str, ...]
+    console: str
+    kernel_image: str
+    memory_device: str = "virtio-mem-pci"
+
+
+MACHINES: dict[str, Machine] = {
+    "x86_64": Machine("x86_64", "qemu-system-x86_64", ("-M", "pc"), "ttyS0",
+                      "arch/x86/boot/bzImage"),
+    "arm64": Machine("arm64", "qemu-system-aarch64", ("-M", "virt", "-cpu", "max"),
+                     "ttyAMA0", "arch/arm64/boot/Image"),
+}
+
+
+def machine(arch: str) -> Machine:
+    try:
+        return MACHINES[arch]
+    except KeyError:
+        raise KseriesError(f"no VM support for arch '{arch}'; use one of "
+                           f"{', '.join(MACHINES)}") from None
+
+
+@dataclass(frozen=True)
+class VirtioMem:
+    """A virtio-mem device: its backing region (the most it can plug) and the size asked for."""
+
+    region: int = 1024 * MIB
+    requested: int = 256 * MIB
+    device_id: str = "vm0"
+
+    @property
+    def qom_path(self) -> str:
+        return f"/machine/peripheral/{self.device_id}"
+
+
+@dataclass(frozen=True)
+class Guest:
+    machine: Machine
+    kernel: Path
+    initrd: Path
+    append: str
+    memory: int = 512 * MIB
+    maxmem: int = 4096 * MIB
+    virtio_mem: VirtioMem | None = field(default_factory=VirtioMem)
+    accel: str = "tcg"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    total_s: float = 600.0
+    silent_s: float = 180.0
+    after_panic_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    line: str
+
+
+@dataclass(frozen=True)
+class GuestRun:
+    command: str
+    exit_code: int | None
+    duration_s: float
+    console: str
+    results: str
+    problems: tuple[Problem, ...]
+    timed_out: str | None
+    events: tuple[str, ...]
+    qemu_stderr: str
+    console_log: str = ""
+
+    @property
+    def console_tail(self) -> str:
+        return "\n".join(self.console.splitlines()[-40:])
+
+
+# What a sick kernel prints on its console, most severe first.
+PROBLEM_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("kernel panic", re.compile(r"Kernel panic - not syncing.*")),
+    ("kernel BUG", re.compile(r"kernel BUG at .*|BUG: .*")),
+    ("Oops", re.compile(r"Oops: .*|general protection fault.*")),
+    ("WARNING", re.compile(r"WARNING: CPU: .*")),
+    ("hung task", re.compile(r"INFO: task .* blocked for more than .*")),
+    ("RCU stall", re.compile(r"rcu: INFO: .* detected stalls.*")),
+)
+REQUEST_RE = re.compile(r"^# vmtest-request: (\S+)=(\S+)\s*$")
+
+RequestHandler = Callable[[str, str, "Qmp"], str]
+
+
+def qemu_command(guest: Guest, console: Path, results: Path, qmp: Path) -> list[str]:
+    m = guest.machine
+    cmd = [m.qemu, *m.machine_args, "-accel", guest.accel, "-nodefaults", "-display", "none",
+           "-no-reboot", "-m", f"{guest.memory // MIB}M,maxmem={guest.maxmem // MIB}M,slots=1",
+           "-kernel", str(guest.kernel), "-initrd", str(guest.initrd), "-append", guest.append,
+           "-serial", f"file:{console}", "-serial", f"file:{results}",
+           "-qmp", f"unix:{qmp},server=on,wait=off"]
+    if guest.virtio_mem is not None:
+        vm = guest.virtio_mem
+        cmd += ["-object", f"memory-backend-ram,id={vm.device_id}-mem,size={vm.region // MIB}M",
+                "-device", f"{m.memory_device},id={vm.device_id},memdev={vm.device_id}-mem,"
+                           f"requested-size={vm.requested // MIB}M"]
+    return cmd
+
+
+class Qmp:
+    """A minimal QMP client on a unix socket: one command at a time, events skipped."""
+
+    def __init__(self, path: Path, timeout_s: float = 10.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout_s)
+        self.sock.connect(str(path))
+        self.buffer = b""
+        self._message()  # greeting
+        self.execute("qmp_capabilities")
+
+    def _message(self) -> dict[str, Any]:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise KseriesError("QEMU closed the QMP connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        request: dict[str, Any] = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        while True:
+            reply = self._message()
+            if "return" in reply:
+                return reply["return"]
+            if "error" in reply:
+                raise KseriesError(f"QMP {command} failed: {reply['error'].get('desc')}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect_qmp(path: Path, proc: subprocess.Popen[bytes], wait_s: float = 15.0) -> Qmp | None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists():
+            try:
+                return Qmp(path)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return None
+
+
+def find_problems(console: str) -> tuple[Problem, ...]:
+    found = []
+    for line in console.splitlines():
+        for kind, pattern in PROBLEM_PATTERNS:
+            if match := pattern.search(line):
+                found.append(Problem(kind, match.group(0).strip()))
+                break
+    return tuple(found)
+
+
+class _Tail:
+    """Reads what a file gained since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.text = ""
+
+    def read(self) -> str:
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(self.offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return ""
+        self.offset += len(data)
+        new = data.decode(errors="replace").replace("\r", "")
+        self.text += new
+        return new
+
+
+def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
+              on_request: RequestHandler | None = None) -> GuestRun:
+    """Boot GUEST until it powers off (or is killed), serving its requests; logs go to LOGS."""
+    require_program(guest.machine.qemu)
+    logs.mkdir(parents=True, exist_ok=True)
+    console_path, results_path = logs / "console.log", logs / "results.tap"
+    for path in (console_path, results_path):
+        path.unlink(missing_ok=True)
+    sockdir = Path(tempfile.mkdtemp(prefix="kseries-qmp-"))
+    qmp_path = sockdir / "qmp.sock"
+    cmd = qemu_command(guest, console_path, results_path, qmp_path)
+    (logs / "qemu-command.txt").write_text(command_line(cmd) + "\n")
+    stderr_path = logs / "qemu-stderr.log"
+    events: list[str] = []
+    timed_out: str | None = None
+    start = time.monotonic()
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+        try:
+            qmp = connect_qmp(qmp_path, proc)
+            timed_out = _watch(proc, qmp, _Tail(console_path), _Tail(results_path), timeouts,
+                               on_request, events, start)
+            if qmp is not None:
+                qmp.close()
+        finally:
+            _stop(proc)
+            shutil.rmtree(sockdir, ignore_errors=True)
+    duration = round(time.monotonic() - start, 3)
+    console = _read(console_path)
+    return GuestRun(command_line(cmd), None if timed_out else proc.returncode, duration, console,
+                    _read(results_path), find_problems(console), timed_out, tuple(events),
+                    _read(stderr_path), str(console_path))
+
+
+def _watch(proc: subprocess.Popen[bytes], qmp: Qmp | None, console: _Tail, results: _Tail,
+           timeouts: Timeouts, on_request: RequestHandler | None, events: list[str],
+           start: float) -> str | None:
+    """Poll until QEMU exits; the reason it had to be stopped, or None."""
+    last_output = start
+    panicked_at: float | None = None
+    pending = ""
+    while proc.poll() is None:
+        now = time.monotonic()
+        new_console, new_results = console.read(), results.read()
+        if new_console or new_results:
+            last_output = now
+        if panicked_at is None and "Kernel panic - not syncing" in console.text:
+            panicked_at = now
+        pending += new_results
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            if (request := REQUEST_RE.match(line.strip())) and on_request is not None:
+                if qmp is None:
+                    events.append(f"cannot serve '{line.strip()}': no QMP connection")
+                else:
+                    events.append(on_request(request.group(1), request.group(2), qmp))
+        if panicked_at is not None and now - panicked_at > timeouts.after_panic_s:
+            return "kernel panic (QEMU did not exit)"
+        if now - start > timeouts.total_s:
+            return f"no power-off within {timeouts.total_s:.0f} s"
+        if now - last_output > timeouts.silent_s:
+            return f"guest hung: no output for {timeouts.silent_s:.0f} s"
+        time.sleep(0.1)
+    console.read()
+    results.read()
+    return None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").replace("\r", "")
+    except FileNotFoundError:
+        return ""
+
+
+def resize_virtio_mem(device: VirtioMem, wait_s: float = 60.0) -> RequestHandler:
+    """A request handler: requested-size=BYTES sets the device's requested-size via QMP and
+    waits (bounded) until the device reports that much plugged."""
+
+    def handle(key: str, value: str, qmp: Qmp) -> str:
+        if key != "requested-size" or not value.isdigit():
+            return f"ignored unknown request {key}={value}"
+        qmp.execute("qom-set", path=device.qom_path, property="requested-size",
+                    value=int(value))
+        deadline = time.monotonic() + wait_s
+        size = qmp.execute("qom-get", path=device.qom_path, property="size")
+        while size != int(value) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            size = qmp.execute("qom-get", path=device.qom_path, property="size")
+        state = "plugged" if size == int(value) else "still plugged"
+        return (f"qom-set {device.qom_path} requested-size={int(value) // MIB} MiB: "
+                f"device {state} {size // MIB} MiB")
+
+    return handle
+
+
+def kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def qemu_version(binary: str) -> str:
+    proc = subprocess.run([require_program(binary), "--version"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
+
+
+def memory_device_support(m: Machine) -> tuple[bool, str]:
+    """Does this QEMU map a virtio-mem device on M's machine? Asked of QEMU itself (-S, QMP)."""
+    binary = require_program(m.qemu)
+    cmd = [binary, *m.machine_args, "-accel", "tcg", "-nodefaults", "-display", "none", "-S",
+           "-m", "512M,maxmem=4G,slots=1", "-object", "memory-backend-ram,id=probe-mem,size=1G",
+           "-device", f"{m.memory_device},id=probe,memdev=probe-mem,requested-size=0",
+           "-qmp", "stdio"]
+    script = "".join(json.dumps({"execute": c}) + "\n"
+                     for c in ("qmp_capabilities", "query-memory-devices", "quit"))
+    try:
+        proc = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=60,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return False, f"{m.qemu} did not answer a QMP probe within 60 s"
+    for line in proc.stdout.splitlines():
+        reply = json.loads(line) if line.startswith("{") else {}
+        for device in reply.get("return", []) if isinstance(reply.get("return"), list) else []:
+            data = device.get("data", {})
+            if device.get("type") == "virtio-mem" and data.get("memaddr"):
+                return True, (f"{qemu_version(m.qemu)} maps {m.memory_device} on "
+                              f"'{' '.join(m.machine_args)}' at {data['memaddr']:#x}")
+    error = (proc.stderr.strip().splitlines() or ["no virtio-mem memory device"])[-1]
+    return False, f"{qemu_version(m.qemu)}: {m.memory_device} on {m.machine_args[1]}: {error}"

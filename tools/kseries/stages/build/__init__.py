@@ -1,0 +1,1 @@
+"""kseries.stages.build."""

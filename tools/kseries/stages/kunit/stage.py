@@ -1,0 +1,611 @@
+"""kseries kunit: the MHP_DRIVER_MANAGED KUnit suite on QEMU, with the series and without it.
+
+The suite (kernel-overlay/, see kunit_overlay.py) is laid onto the scratch worktree and
+run with the tree's own tools/testing/kunit/kunit.py: `build`, then `exec --json`, with
+the kunitconfig from Kconfig.fragments/ and one build dir per arch under
+<cache>/build/kunit-<arch> (reused by every run; base and series share it, ccache makes
+the rebuild after switching cheap). x86_64 guests use KVM when a short probe boots
+there, else TCG with a longer timeout; a hung guest ends at kunit.py's timeout.
+
+--against-base also runs the suite on the base without the series, with a shim header
+(kernel-overlay/mm/memory_hotplug_kunit_base.h) that gives MHP_DRIVER_MANAGED the bit the
+series gives it, which the base ignores: the cases about what the series changes must
+fail there (or the suite not build), which proves that it tests them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from kseries.core.context import Context, progress
+from kseries.core.errors import KseriesError
+from kseries.core.paths import FRAGMENTS_DIR
+from kseries.core.proc import command_line, require_program, run
+from kseries.core.report import Check, Report, Stage, Status, stopwatch, worst
+from kseries.kernel.tree import Tree
+from kseries.series import apply as ap
+from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
+from kseries.stages.kunit.results import (
+    CaseResult,
+    case_names,
+    merge,
+    missing_cases,
+    parse_json,
+    parse_ktap,
+    suite_name,
+)
+
+if TYPE_CHECKING:
+    from kseries.stages.basic import Run
+
+ALL_ARCHES = ("x86_64", "arm64", "powerpc", "s390")
+REQUIRED_ARCH = "x86_64"
+# verify proves that the suite bites on the required arch only (one more build).
+VERIFY_BASE_ARCHES = (REQUIRED_ARCH,)
+SUITE_SOURCE = "mm/memory_hotplug_kunit.c"
+KUNIT_PY = "tools/testing/kunit/kunit.py"
+JOBS = 2
+BUILD_TIMEOUT_S = 3 * 3600
+KVM_TIMEOUT_S = 180
+TCG_TIMEOUT_S = 900
+PROBE_TIMEOUT_S = 30
+PROBE_FILTER = "kseries_kvm_probe_runs_no_suite"
+EXTRA_PATCH_NAME = "0001-mm-memory_hotplug-Add-KUnit-tests-for-MHP_DRIVER_MAN.patch"
+TIMED_OUT_RE = re.compile(r"timed out after \d+ seconds")
+ERROR_RE = re.compile(r"(\berror:|\*\*\* |^Missing: )")
+LOGGED_ERROR = "ERROR:root:"  # kunit.py logs a failed step's first line with this prefix
+MAX_ERRORS = 8
+
+Variant = Literal["series", "base"]
+Outcome = Literal["passed", "failed", "config-failed", "build-failed", "no-results",
+                  "unavailable"]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """How to build and boot the suite for one arch (kunit.py's QEMU config plus ours)."""
+
+    name: str
+    qemu: str
+    cross_compile: str = ""
+    qemu_args: tuple[str, ...] = ()
+    kvm_host: str | None = None
+    tcg_timeout_s: int = TCG_TIMEOUT_S
+
+
+ARCH_SPECS: dict[str, ArchSpec] = {
+    "x86_64": ArchSpec("x86_64", "qemu-system-x86_64", kvm_host="x86_64"),
+    "arm64": ArchSpec("arm64", "qemu-system-aarch64", "aarch64-linux-gnu-"),
+    # kunit.py boots pseries on a POWER8, i.e. with the hash MMU, where the hypervisor
+    # refuses hash-table entries for memory it did not assign to the guest (H_ENTER
+    # fails, "Unable to create linear mapping", add_memory() -EFAULT). A POWER9 guest
+    # uses the radix MMU and maps hot-added memory anywhere, like x86_64 and arm64.
+    "powerpc": ArchSpec("powerpc", "qemu-system-ppc64", "powerpc64le-linux-gnu-",
+                        qemu_args=("-cpu", "power9")),
+    "s390": ArchSpec("s390", "qemu-system-s390x", "s390x-linux-gnu-"),
+}
+
+
+@dataclass(frozen=True)
+class KunitRun:
+    """One arch, with the series or on the base: what happened and every case's result."""
+
+    arch: str
+    variant: Variant
+    outcome: Outcome
+    summary: str
+    cases: tuple[CaseResult, ...] = ()
+    errors: tuple[str, ...] = ()
+    accel: str = ""
+    build_s: float = 0.0
+    exec_s: float = 0.0
+    log: str | None = None
+    console_log: str | None = None
+    command: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.arch if self.variant == "series" else f"{self.arch} base"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cases"] = [{**asdict(c), "full_name": c.full_name} for c in self.cases]
+        return data
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int | None  # None: killed after the timeout
+    output: str
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", action="append", choices=[*ALL_ARCHES, "all"],
+                        metavar="ARCH", help="x86_64 (default), arm64, powerpc, s390 or all; "
+                        "repeatable")
+    parser.add_argument("--against-base", action="store_true",
+                        help="also run the suite on the base without the series; it must "
+                             "fail or not build there")
+    parser.add_argument("--write-patch", action="store_true",
+                        help="only (re)write patches/extra/0001-*.patch: the overlay as one "
+                             "patch on top of the series, for upstream posting")
+
+
+def selected_arches(values: Sequence[str] | None) -> tuple[str, ...]:
+    """--arch values in order, `all` expanded, duplicates dropped; default x86_64."""
+    wanted: list[str] = []
+    for value in values or [REQUIRED_ARCH]:
+        for arch in ALL_ARCHES if value == "all" else (value,):
+            if arch not in ALL_ARCHES:
+                raise KseriesError(f"unknown arch '{arch}'; use one of "
+                                   f"{', '.join(ALL_ARCHES)} or all")
+            if arch not in wanted:
+                wanted.append(arch)
+    return tuple(wanted)
+
+
+def kunit_main(ctx: Context, args: argparse.Namespace) -> int:
+    arches = selected_arches(args.arch)
+    tree = ctx.tree()
+    series = ctx.series()
+    progress(f"kunit: applying {len(series.patches)} patches from {series.path.name}")
+    applied = ap.apply_series(tree, series, ctx.cache, ctx.config.name, ctx.revision_name)
+    if getattr(args, "write_patch", False):
+        print(f"written: {write_extra_patch(tree, applied.head)}")
+        return 0
+    base_arches = arches if args.against_base else ()
+    reproducer = " ".join(["kseries kunit", *(f"--arch {a}" for a in arches),
+                           *(["--against-base"] if args.against_base else [])])
+    stage = kunit_for(ctx, tree, applied, arches, base_arches, reproducer)
+    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
+    report.add(stage)
+    path = report.write(ctx.out)
+    for check in stage.checks:
+        print(f"{check.status.upper():5} {check.name}: {check.summary}")
+    for line in report.summary_lines():
+        print(line)
+    print(f"report: {path}")
+    return {"pass": 0, "skip": 0, "warn": 250}.get(stage.status, 1)
+
+
+def extra_patch_path() -> Path:
+    """patches/extra/0001-*.patch (the one there, or the name git format-patch gives it)."""
+    extra = fragments_dir().parent / "patches" / "extra"
+    found = sorted(extra.glob("0001-*.patch"))
+    return found[0] if found else extra / EXTRA_PATCH_NAME
+
+
+def write_extra_patch(tree: Tree, head: str) -> Path:
+    """The overlay as one patch on HEAD (the series), with kernel-overlay/commit-message.txt."""
+    overlay = load_overlay()
+    message = (overlay.root / "commit-message.txt").read_text()
+    path = extra_patch_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_patch(overlay, tree.path, head, message))
+    return path
+
+
+def kunit_stage(run: Run) -> Stage:
+    """verify's stage: the series on every configured arch, the base on x86_64."""
+    if run.applied is None or run.tree is None:
+        return Stage("kunit", "skip", "series not applied", 0.0)
+    arches = selected_arches([REQUIRED_ARCH, *run.ctx.config.arches])
+    base_arches = tuple(a for a in VERIFY_BASE_ARCHES if a in arches)
+    reproducer = " ".join(["kseries kunit", *(f"--arch {a}" for a in arches), "--against-base"])
+    return kunit_for(run.ctx, run.tree, run.applied, arches, base_arches, reproducer)
+
+
+def bench_kunit(ctx: Context) -> dict[str, Any]:
+    """Time the x86_64 run with the series twice; the second one is the warm time."""
+    tree = ctx.tree()
+    applied = ap.apply_series(tree, ctx.series(), ctx.cache, ctx.config.name, ctx.revision_name)
+    timings = []
+    for _ in range(2):
+        with stopwatch() as took:
+            runs = run_variants(ctx, tree, applied, (REQUIRED_ARCH,), ())
+        timings.append((took[0], runs[0]))
+    (first_s, _), (warm_s, warm) = timings
+    return {"kunit_x86_64_first_s": first_s, "kunit_x86_64_warm_s": warm_s,
+            "kunit_x86_64_warm_build_s": warm.build_s, "kunit_x86_64_warm_exec_s": warm.exec_s,
+            "accel": warm.accel, "outcome": warm.outcome}
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
+              base_arches: Sequence[str], reproducer: str) -> Stage:
+    with stopwatch() as took:
+        runs = run_variants(ctx, tree, applied, arches, base_arches)
+    checks = [check for r in runs for check in run_checks(r, reproducer)]
+    return Stage("kunit", stage_status(checks), stage_summary(runs, checks), took[0],
+                 tuple(checks), reproducer=reproducer,
+                 data={"worktree": str(applied.worktree), "base": applied.base,
+                       "head": applied.head, "runs": [r.to_json() for r in runs]})
+
+
+def stage_status(checks: list[Check]) -> Status:
+    """The worst status, where skipped cases do not turn passing ones into a skip."""
+    ran = [c.status for c in checks if c.status != "skip"]
+    return worst(ran) if ran else "skip"
+
+
+def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
+                 base_arches: Sequence[str]) -> list[KunitRun]:
+    """Base runs first (worktree at the base), then the series; the worktree ends at head."""
+    overlay = load_overlay()
+    if not (applied.worktree / ".git").exists():
+        ap.ensure_worktree(tree, applied.worktree, applied.head)
+    if not (applied.worktree / KUNIT_PY).is_file():
+        raise KseriesError(f"{applied.worktree} has no {KUNIT_PY}; kseries kunit needs a tree "
+                           "with KUnit's kunit.py (Linux 5.5 or later)")
+    runs: list[KunitRun] = []
+    try:
+        for variant, commit, wanted in (("base", applied.base, base_arches),
+                                        ("series", applied.head, arches)):
+            if not wanted:
+                continue
+            ap.checkout(applied.worktree, commit)
+            lay_overlay(overlay, applied.worktree, on_base=variant == "base")
+            for arch in wanted:
+                runs.append(run_arch(ctx, applied.worktree, overlay, arch,
+                                     "base" if variant == "base" else "series"))
+    finally:
+        ap.checkout(applied.worktree, applied.head)
+    return runs
+
+
+def run_checks(r: KunitRun, reproducer: str) -> list[Check]:
+    if r.variant == "base":
+        return [bite_check(r, reproducer)]
+    required = r.arch == REQUIRED_ARCH
+    if r.outcome == "unavailable":
+        return [Check(r.label, "fail" if required else "skip", r.summary,
+                      reproducer=reproducer)]
+    if r.outcome in ("config-failed", "build-failed", "no-results"):
+        return [Check(f"{r.label}: run", "fail", r.summary, r.build_s + r.exec_s, r.log,
+                      reproducer, {"errors": list(r.errors)})]
+    checks = [Check(f"{r.label}: {c.full_name}", case_status(c), c.summary(), 0.0,
+                    r.console_log, reproducer, {"diagnostics": list(c.diagnostics)})
+              for c in r.cases]
+    if required and not any(c.status == "pass" for c in r.cases):
+        checks.append(Check(f"{r.label}: suite ran", "fail",
+                            f"no case passed on {r.arch}, the arch every case must run on",
+                            log=r.console_log, reproducer=reproducer))
+    return checks
+
+
+def case_status(case: CaseResult) -> Status:
+    """A case's check: errors (crash, timeout, never reported) fail like failures."""
+    if case.status == "pass":
+        return "pass"
+    return "skip" if case.status == "skip" else "fail"
+
+
+def bite_check(r: KunitRun, reproducer: str) -> Check:
+    """Pass when the suite fails or does not build on the base: it tests the series."""
+    name = f"{r.label}: suite bites"
+    status: Status
+    if r.outcome == "unavailable":
+        status, summary = "skip", r.summary
+    elif r.outcome == "build-failed" and any(SUITE_SOURCE in e for e in r.errors):
+        first = next(e for e in r.errors if SUITE_SOURCE in e)
+        status, summary = "pass", f"without the series the suite does not build: {first}"
+    elif r.outcome == "failed":
+        failing = [c.name for c in r.cases if c.status in ("fail", "error")]
+        status = "pass"
+        summary = (f"without the series {len(failing)} of {len(r.cases)} cases fail: "
+                   f"{', '.join(failing)}")
+    elif r.outcome == "passed":
+        status = "fail"
+        summary = ("the suite passes on the base without the series: it does not detect "
+                   "what the series changes")
+    else:
+        status, summary = "warn", f"inconclusive on the base: {r.summary}"
+    cases = {c.name: c.summary() for c in r.cases}
+    return Check(name, status, summary, r.build_s + r.exec_s, r.console_log or r.log,
+                 reproducer, {"outcome": r.outcome, "errors": list(r.errors), "cases": cases})
+
+
+def stage_summary(runs: list[KunitRun], checks: list[Check]) -> str:
+    parts = []
+    for r in runs:
+        if r.variant == "base":
+            bite = next(c for c in checks if c.name == f"{r.label}: suite bites")
+            verdict = {"pass": "bites", "fail": "DOES NOT BITE", "warn": "inconclusive",
+                       "skip": "not run"}[bite.status]
+            what = "does not build" if r.outcome == "build-failed" else r.outcome
+            parts.append(f"{r.label}: {what} ({verdict})")
+        elif r.cases and r.outcome in ("passed", "failed"):
+            counts = {s: sum(1 for c in r.cases if c.status == s)
+                      for s in ("pass", "fail", "skip", "error")}
+            text = " ".join(f"{n} {s}" for s, n in counts.items() if n)
+            parts.append(f"{r.label}: {text}")
+        else:
+            parts.append(f"{r.label}: {r.outcome}")
+    return "; ".join(parts) or "no runs"
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+def fragments_dir() -> Path:
+    return FRAGMENTS_DIR
+
+
+def kunitconfigs(arch: str) -> list[Path]:
+    """The common kunitconfig and, where one exists, the arch's addition."""
+    common = fragments_dir() / "kunit.kunitconfig"
+    if not common.is_file():
+        raise KseriesError(f"{common} is missing; it enables the KUnit suite")
+    extra = fragments_dir() / f"kunit-{arch}.config"
+    return [common, extra] if extra.is_file() else [common]
+
+
+def build_dir(cache: Path, arch: str) -> Path:
+    return cache / "build" / f"kunit-{arch}"
+
+
+def compiler(spec: ArchSpec) -> str:
+    """CC for make: the (cross) gcc, through ccache when it is installed."""
+    gcc = f"{spec.cross_compile}gcc"
+    return f"ccache {gcc}" if shutil.which("ccache") else gcc
+
+
+def common_args(spec: ArchSpec, build: Path) -> list[str]:
+    args = [f"--arch={spec.name}", f"--build_dir={build}"]
+    args += [f"--kunitconfig={path}" for path in kunitconfigs(spec.name)]
+    if spec.cross_compile:
+        args.append(f"--cross_compile={spec.cross_compile}")
+    args.append(f"--make_options=CC={compiler(spec)}")
+    return args
+
+
+def build_env(cache: Path) -> dict[str, str]:
+    """ccache sees paths below the cache dir as relative ones: worktree and build dir sit
+    side by side there, so every cache dir on this machine shares the compiled objects."""
+    return {"CCACHE_BASEDIR": str(cache)}
+
+
+def accel_args(spec: ArchSpec, accel: str) -> list[str]:
+    args = ["--qemu_args", f"-accel {accel}"]
+    if spec.qemu_args:
+        args += ["--qemu_args", " ".join(spec.qemu_args)]
+    return args
+
+
+def check_tools(spec: ArchSpec) -> None:
+    require_program(spec.qemu)
+    require_program(f"{spec.cross_compile}gcc")
+
+
+def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
+             variant: Variant) -> KunitRun:
+    spec = ARCH_SPECS[arch]
+    try:
+        check_tools(spec)
+    except KseriesError as err:
+        return KunitRun(arch, variant, "unavailable", str(err))
+    build = build_dir(ctx.cache, arch)
+    build.mkdir(parents=True, exist_ok=True)
+    logs = ctx.out / "kunit"  # absolute: make_context resolves --out
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{variant}-{arch}.log"
+    log.write_text("")
+    common = common_args(spec, build)
+    tool = [sys.executable, KUNIT_PY]
+    progress(f"kunit: {arch} ({variant}): building in {build}")
+    with stopwatch() as took_build:
+        built = run_logged([*tool, "build", *common, f"--jobs={JOBS}"], worktree, log,
+                           BUILD_TIMEOUT_S, build_env(ctx.cache))
+    if built.returncode != 0:
+        return build_failure(arch, variant, built, took_build[0], log,
+                             tree_prefixes(worktree, build))
+
+    accel, accel_note = choose_accel(ctx, worktree, spec, common, log)
+    json_path = logs / f"{variant}-{arch}.json"
+    progress(f"kunit: {arch} ({variant}): running the suite ({accel_note})")
+    with stopwatch() as took_exec:
+        ran = execute(worktree, spec, common, accel, json_path, log)
+        if accel == "kvm" and (timed_out(ran) or not json_path.is_file()):
+            remember_kvm(ctx.cache, spec, False)
+            accel, accel_note = "tcg", "TCG: the KVM guest hung or failed, so it ran again with TCG"
+            ran = execute(worktree, spec, common, accel, json_path, log)
+    console = logs / f"{variant}-{arch}.console.log"
+    if (build / "test.log").is_file():
+        shutil.copyfile(build / "test.log", console)
+    command = command_line([*tool, "run", *common, f"--jobs={JOBS}",
+                            f"--timeout={timeout_for(spec, accel)}",
+                            *accel_args(spec, accel), "--json"], worktree)
+    result = exec_result(arch, variant, ran, json_path, console, overlay, accel_note,
+                         took_build[0], took_exec[0], log, command)
+    return replace(result, cases=tuple(tree_relative(c, worktree, build) for c in result.cases))
+
+
+def build_failure(arch: str, variant: Variant, built: Ran, took: float, log: Path,
+                  prefixes: Sequence[str] = ()) -> KunitRun:
+    errors = tuple(error_lines(built.output, prefixes))
+    phase: Outcome = "build-failed" if "Building KUnit Kernel" in built.output else "config-failed"
+    what = "does not build" if phase == "build-failed" else "kunit.py could not configure it"
+    if built.returncode is None:
+        what = f"build killed after {BUILD_TIMEOUT_S} s"
+    first = errors[0] if errors else "see the log"
+    return KunitRun(arch, variant, phase, f"{what}: {first}", errors=errors, build_s=took,
+                    log=str(log))
+
+
+def error_lines(output: str, prefixes: Sequence[str] = ()) -> list[str]:
+    """Compiler, Kconfig and make error lines (compiler errors first), deduplicated, with
+    file names relative to the tree (PREFIXES: how the tree's path appears in them)."""
+    found: list[str] = []
+    for line in output.splitlines():
+        text = line.strip()
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        logged = text.startswith(LOGGED_ERROR)
+        text = re.sub(r"^(\.\./)+", "", text.removeprefix(LOGGED_ERROR))
+        wanted = ERROR_RE.search(text) or (logged and not text.endswith(":"))
+        if wanted and text not in found:
+            found.append(text)
+    found.sort(key=lambda text: "error:" not in text)
+    return found[:MAX_ERRORS]
+
+
+def timeout_for(spec: ArchSpec, accel: str) -> int:
+    return KVM_TIMEOUT_S if accel == "kvm" else spec.tcg_timeout_s
+
+
+def execute(worktree: Path, spec: ArchSpec, common: list[str], accel: str, json_path: Path,
+            log: Path) -> Ran:
+    json_path.unlink(missing_ok=True)
+    timeout = timeout_for(spec, accel)
+    cmd = [sys.executable, KUNIT_PY, "exec", *common, f"--timeout={timeout}",
+           *accel_args(spec, accel), f"--json={json_path}"]
+    return run_logged(cmd, worktree, log, timeout + 120)
+
+
+def timed_out(ran: Ran) -> bool:
+    return ran.returncode is None or bool(TIMED_OUT_RE.search(ran.output))
+
+
+def exec_result(arch: str, variant: Variant, ran: Ran, json_path: Path, console: Path,
+                overlay: Overlay, accel_note: str, build_s: float, exec_s: float, log: Path,
+                command: str) -> KunitRun:
+    source = overlay.source(SUITE_SOURCE).read_text()
+    suite = suite_name(source) or "?"
+    console_text = console.read_text(errors="replace") if console.is_file() else ""
+    found = parse_json(json_path.read_text()) if json_path.is_file() else []
+    cases = merge(found, parse_ktap(console_text.splitlines()))
+    cases += missing_cases(cases, suite, case_names(source))
+    result = KunitRun(arch, variant, "no-results", "", tuple(cases), accel=accel_note,
+                      build_s=build_s, exec_s=exec_s, log=str(log),
+                      console_log=str(console) if console.is_file() else None, command=command)
+    if not any(c.suite == suite and c.status != "error" for c in cases):
+        why = (f"the guest timed out before suite {suite} reported (hung guest?)"
+               if timed_out(ran) else f"suite {suite} gave no results")
+        return replace(result, summary=f"{why} ({accel_note})")
+    bad = [c for c in cases if c.status in ("fail", "error")]
+    summary = (f"{len(bad)} of {len(cases)} cases failed" if bad
+               else f"{len(cases)} cases passed or skipped")
+    return replace(result, outcome="failed" if bad else "passed",
+                   summary=f"{summary} ({accel_note})")
+
+
+def tree_prefixes(worktree: Path, build: Path) -> tuple[str, str]:
+    """How the tree's path shows in compiler messages and __FILE__: absolute (kbuild with
+    O=), or relative to the build dir (ccache with CCACHE_BASEDIR rewrites it so)."""
+    return f"{worktree}/", os.path.relpath(worktree, build) + "/"
+
+
+def tree_relative(case: CaseResult, worktree: Path, build: Path) -> CaseResult:
+    """File names in a case's diagnostics relative to the tree, as kbuild prints them."""
+    prefixes = tree_prefixes(worktree, build)
+    lines = []
+    for line in case.diagnostics:
+        for prefix in prefixes:
+            line = line.replace(prefix, "")
+        lines.append(line)
+    return replace(case, diagnostics=tuple(lines))
+
+
+def run_logged(cmd: Sequence[str | Path], cwd: Path, log: Path, timeout_s: int,
+               env: dict[str, str] | None = None) -> Ran:
+    """Run CMD in its own process group, appending its output to LOG; kill it on timeout."""
+    args = [str(part) for part in cmd]
+    full_env = {**os.environ, **env} if env else None
+    with log.open("ab") as stream:
+        stream.write(f"$ {command_line(args, cwd)}\n".encode())
+        stream.flush()
+        start = stream.tell()
+        proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=stream,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        code: int | None
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            code = None
+        except BaseException:
+            kill_group(proc)
+            raise
+    output = log.read_bytes()[start:].decode(errors="replace")
+    if code is None:
+        with log.open("a") as stream:
+            stream.write(f"\nkseries: killed after {timeout_s} s\n")
+    return Ran(code, output)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """End the process group we started for PROC (kunit.py and its make or QEMU)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# --- KVM or TCG -----------------------------------------------------------------------------
+
+
+def probe_file(cache: Path) -> Path:
+    return cache / "build" / "kvm-probe.json"
+
+
+def kvm_key(spec: ArchSpec) -> str:
+    version = run([spec.qemu, "--version"], check=False).stdout.splitlines()
+    return f"{spec.qemu} {version[0] if version else '?'} on {os.uname().release}"
+
+
+def remember_kvm(cache: Path, spec: ArchSpec, works: bool) -> None:
+    path = probe_file(cache)
+    known = read_probes(path)
+    known[kvm_key(spec)] = works
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2) + "\n")
+
+
+def read_probes(path: Path) -> dict[str, bool]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {str(k): bool(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def choose_accel(ctx: Context, worktree: Path, spec: ArchSpec, common: list[str],
+                 log: Path) -> tuple[str, str]:
+    """("kvm" | "tcg", why): KVM only where the host runs the guest arch and a guest boots."""
+    if spec.kvm_host != os.uname().machine:
+        return "tcg", f"TCG: no KVM for {spec.name} guests on a {os.uname().machine} host"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg", "TCG: /dev/kvm is not usable"
+    known = read_probes(probe_file(ctx.cache)).get(kvm_key(spec))
+    if known is None:
+        known = kvm_boots(worktree, spec, common, log)
+        remember_kvm(ctx.cache, spec, known)
+    if known:
+        return "kvm", "KVM"
+    return "tcg", f"TCG: a KVM guest did not boot within {PROBE_TIMEOUT_S} s on this host"
+
+
+def kvm_boots(worktree: Path, spec: ArchSpec, common: list[str], log: Path) -> bool:
+    """Boot the built kernel under KVM, running no suite: does the kernel print anything?"""
+    progress(f"kunit: probing KVM for {spec.name} (up to {PROBE_TIMEOUT_S} s)")
+    cmd = [sys.executable, KUNIT_PY, "exec", *common, f"--timeout={PROBE_TIMEOUT_S}",
+           *accel_args(spec, "kvm"), "--raw_output=all", PROBE_FILTER]
+    ran = run_logged(cmd, worktree, log, PROBE_TIMEOUT_S + 60)
+    return "Linux version" in ran.output or "KTAP version" in ran.output

@@ -1,0 +1,236 @@
+"""vmtest results: the guest's TAP, the addresses it reported, a host-side recheck of every
+verdict, and the series run side by side with the base run as report checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kseries.core.report import Check, Status
+from kseries.kernel.ktap import Ktap, TestResult
+from kseries.kernel.qemu import GuestRun
+
+DATA_RE = re.compile(r"^vmtest-(range|segment) (\S+) 0x([0-9a-f]+)-0x([0-9a-f]+) ?(.*)$")
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive physical address range the guest reported."""
+
+    kind: str  # "range" or "segment"
+    set: str
+    start: int
+    end: int
+    label: str
+
+    def overlaps(self, other: Span) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+    def __str__(self) -> str:
+        label = f" {self.label}" if self.label else ""
+        return f"{self.start:#x}-{self.end:#x}{label}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How the host rechecks a test: SET must avoid virtio-mem ('disjoint') or cover it."""
+
+    check: str
+    set: str
+    relation: str  # "disjoint" | "covers"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("memmap_excludes_virtio_mem", "memmap", "disjoint"),
+    Rule("kexec_load_segments", "kexec_load", "disjoint"),
+    Rule("kexec_load_memmap", "kexec_load_memmap", "disjoint"),
+    Rule("kexec_file_segments", "kexec_file", "disjoint"),
+    Rule("kexec_file_memmap", "kexec_file_memmap", "disjoint"),
+    Rule("kdump_dumps_virtio_mem", "kdump_pt_load", "covers"),
+)
+
+
+def spans(result: TestResult) -> list[Span]:
+    found = []
+    for line in result.diagnostics:
+        if match := DATA_RE.match(line):
+            kind, name, start, end, label = match.groups()
+            found.append(Span(kind, name, int(start, 16), int(end, 16), label.strip()))
+    return found
+
+
+def phase_of(name: str) -> str:
+    return name.split(".", 1)[0] if "." in name else ""
+
+
+def virtio_mem_spans(ktap: Ktap, phase: str) -> list[Span]:
+    result = ktap.result(f"{phase}.iomem_virtio_mem")
+    return [s for s in spans(result) if s.set == "virtio_mem"] if result else []
+
+
+def uncovered(target: Span, cover: Sequence[Span]) -> int | None:
+    """The first address of TARGET that no span of COVER contains, or None."""
+    cursor = target.start
+    for span in sorted(cover, key=lambda s: s.start):
+        if span.start <= cursor <= span.end:
+            cursor = span.end + 1
+    return cursor if cursor <= target.end else None
+
+
+def host_verdict(ktap: Ktap, result: TestResult) -> tuple[str | None, list[str]]:
+    """Recompute RESULT from the addresses the guest printed: (status or None, findings)."""
+    phase, check = phase_of(result.name), result.name.split(".", 1)[-1]
+    rule = next((r for r in RULES if r.check == check), None)
+    if rule is None or result.status == "skip":
+        return None, []
+    vmem = virtio_mem_spans(ktap, phase)
+    mine = [s for s in spans(result) if s.set == rule.set]
+    if not vmem:
+        return None, []
+    findings = []
+    if rule.relation == "disjoint":
+        findings = [f"{s} overlaps virtio-mem {v}" for s in mine for v in vmem if s.overlaps(v)]
+    else:
+        for v in vmem:
+            hole = uncovered(v, mine)
+            if hole is not None:
+                findings.append(f"virtio-mem {v} is not dumped from {hole:#x} on")
+    return ("fail" if findings else "pass"), findings
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    """One guest run interpreted: its TAP, and what went wrong outside the TAP."""
+
+    label: str
+    commit: str
+    ktap: Ktap | None
+    guest: GuestRun | None
+    error: str | None
+
+    def health(self) -> tuple[Status, str]:
+        """Did the guest boot, run everything and power off cleanly?"""
+        if self.error:
+            return "fail", self.error
+        guest, ktap = self.guest, self.ktap
+        if guest is None or ktap is None:
+            return "fail", "the guest did not run"
+        if guest.problems:
+            first = guest.problems[0]
+            return "fail", f"{first.kind}: {first.line}"
+        if guest.timed_out:
+            return "fail", guest.timed_out
+        if not ktap.version_seen:
+            return "fail", "no TAP output from the guest (did /init run?)"
+        if not ktap.complete:
+            return "fail", (f"{len(ktap.results)} of {ktap.planned} results arrived "
+                            "(the guest stopped early)")
+        return "pass", (f"booted, {len(ktap.results)} results, powered off after "
+                        f"{guest.duration_s:.1f} s")
+
+    def results(self) -> dict[str, TestResult]:
+        return {r.name: r for r in self.ktap.results} if self.ktap else {}
+
+
+def compare(name: str, series: TestResult | None, base: TestResult | None,
+            series_ktap: Ktap) -> Check:
+    """One check: the series' result, rechecked by the host, next to the base result."""
+    if series is None:
+        return Check(name, "fail", "no result from the series kernel")
+    verdict, findings = host_verdict(series_ktap, series)
+    status: Status = series.status
+    summary = _describe(series)
+    if verdict is not None and verdict != series.status:
+        status = "fail"
+        summary = (f"guest says {series.status}, host recheck of the printed addresses says "
+                   f"{verdict}: " + _first(findings or ["no overlap found"]))
+    elif findings:
+        summary = "failed: " + _first(findings)
+    if base is not None:
+        summary += f" [base: {base.status}]"
+        if status == "fail" and base.status == "pass":
+            summary = "REGRESSION: " + summary
+        elif status == "pass" and base.status == "fail":
+            summary += " (fixed by the series)"
+        elif status == "skip" and base.status == "pass":
+            status = "warn"
+    data: dict[str, Any] = {"series": _result_data(series)}
+    if base is not None:
+        data["base"] = _result_data(base)
+    return Check(name, status, summary, data=data)
+
+
+def _first(findings: list[str], shown: int = 3) -> str:
+    more = f" (+{len(findings) - shown} more)" if len(findings) > shown else ""
+    return "; ".join(findings[:shown]) + more
+
+
+def _describe(result: TestResult) -> str:
+    if result.status == "skip":
+        return f"skipped: {result.reason}"
+    shown = spans(result)
+    text = [line for line in result.diagnostics if not DATA_RE.match(line)]
+    if result.status == "fail":
+        return "failed: " + (text[-1] if text else result.reason or "no detail")
+    if not shown:
+        return f"passed ({text[-1]})" if text else "passed"
+    grouped: dict[str, list[str]] = {}
+    for span in shown:
+        grouped.setdefault(span.set, []).append(str(span))
+    return "; ".join(f"{name}: {', '.join(items)}" for name, items in grouped.items())
+
+
+def _result_data(result: TestResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "addresses": [{"kind": s.kind, "set": s.set, "start": f"{s.start:#x}",
+                       "end": f"{s.end:#x}", "label": s.label} for s in spans(result)],
+        "diagnostics": [line for line in result.diagnostics if not DATA_RE.match(line)][-20:],
+    }
+
+
+def side_by_side(series: KernelResult, base: KernelResult | None) -> list[dict[str, str]]:
+    """The table reviewers read: every test with the series and the base status."""
+    names = list(series.results())
+    if base is not None:
+        names += [n for n in base.results() if n not in names]
+    rows = []
+    for name in names:
+        s = series.results().get(name)
+        b = base.results().get(name) if base is not None else None
+        rows.append({"test": name, "series": s.status if s else "missing",
+                     "base": (b.status if b else "missing") if base is not None else "not run"})
+    return rows
+
+
+def checks_for(series: KernelResult, base: KernelResult | None) -> list[Check]:
+    """Guest health of both runs, then one check per guest test."""
+    checks = []
+    for run in (series, base):
+        if run is None:
+            continue
+        status, summary = run.health()
+        if run.label == "base" and status == "fail":
+            status = "warn"  # the base is the reference; its trouble is not the series'
+            summary = f"base kernel: {summary} (comparison incomplete)"
+        data: dict[str, Any] = {"commit": run.commit}
+        if run.guest is not None:
+            data.update({"duration_s": run.guest.duration_s, "events": list(run.guest.events),
+                         "problems": [f"{p.kind}: {p.line}" for p in run.guest.problems]})
+            if status != "pass":
+                data["console_tail"] = run.guest.console_tail
+        guest = run.guest
+        checks.append(Check(f"{run.label} guest", status, summary,
+                            guest.duration_s if guest else 0.0, data=data,
+                            log=guest.console_log if guest else None,
+                            reproducer=guest.command if guest else None))
+    if series.ktap is not None:
+        base_results = base.results() if base is not None else {}
+        for result in series.ktap.results:
+            check = compare(result.name, result, base_results.get(result.name), series.ktap)
+            checks.append(check)
+    return checks

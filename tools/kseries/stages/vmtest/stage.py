@@ -1,0 +1,422 @@
+"""kseries vmtest: boot the patched (and the base) kernel in QEMU with a virtio-mem device and
+check the kexec contract with the real kexec-tools.
+
+Flow: build small guest kernels (vmkernel), pack an initramfs per kernel (busybox-static,
+kexec-tools with its libraries, bash, our checks from kernel-overlay/vmtest/, the tree's
+memory-hotplug selftest, the kernel itself as the kexec image), boot it under TCG (KVM only
+when a probe boot proves it works), resize the device through QMP when the guest asks,
+and turn the guest's TAP into report checks, series next to base (vmchecks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kseries.core.context import Context, progress
+from kseries.core.errors import KseriesError
+from kseries.core.git import resolve_commit
+from kseries.core.paths import OVERLAY_DIR
+from kseries.core.proc import command_line, require_program
+from kseries.core.report import Check, Report, Stage, Status, stopwatch
+from kseries.kernel import ktap
+from kseries.kernel.qemu import (
+    MIB,
+    Guest,
+    Machine,
+    Timeouts,
+    VirtioMem,
+    kvm_usable,
+    machine,
+    memory_device_support,
+    qemu_version,
+    resize_virtio_mem,
+    run_guest,
+)
+from kseries.kernel.tree import Tree
+from kseries.series.apply import ApplyResult, apply_series, ensure_worktree, worktree_path
+from kseries.stages.vmtest import initramfs as ir
+from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
+from kseries.stages.vmtest.kernel import (
+    KernelBuild,
+    build_kernel,
+    build_pair,
+    cached_kernel,
+    helper_binary,
+)
+
+if TYPE_CHECKING:
+    from kseries.stages.basic import Run
+
+OVERLAY = OVERLAY_DIR / "vmtest"
+SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
+DEFAULT_PHASES: tuple[tuple[str, int], ...] = (("boot", 256), ("grow", 512), ("shrink", 128))
+HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash"}
+KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
+EXIT_WARN = 250
+
+
+@dataclass(frozen=True)
+class VmOptions:
+    arch: str = "x86_64"
+    base: bool = True
+    keep: bool = False
+    accel: str = "auto"
+    timeout_s: float = 600.0
+    phases: tuple[tuple[str, int], ...] = DEFAULT_PHASES
+    virtio_mem_region: int = 1024 * MIB
+
+    @property
+    def boot_size(self) -> int:
+        return self.phases[0][1] * MIB
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one vmtest run found, before it becomes a report stage."""
+
+    arch: str
+    accel: str
+    accel_note: str
+    builds: tuple[KernelBuild, ...]
+    results: tuple[KernelResult, ...]
+    logs: Path
+    extra_checks: tuple[Check, ...] = ()
+    other_arches: tuple[Check, ...] = ()
+
+
+# -- the guest ------------------------------------------------------------------------------
+
+
+def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test") -> str:
+    phases = ",".join(f"{name}:{mib}" for name, mib in opts.phases)
+    return (f"console={m.console} crashkernel=64M memhp_default_state=online_movable "
+            f"panic=-1 oops=panic vmtest.mode={mode} vmtest.phases={phases} "
+            "vmtest.plug_timeout=120")
+
+
+def userspace_problem(arch: str) -> str | None:
+    """Why the host's busybox/kexec-tools/bash cannot run in an ARCH guest, if they cannot."""
+    host = HOST_ARCH.get(platform.machine())
+    if host != arch:
+        return (f"the guest needs {arch} builds of busybox-static, kexec-tools and bash; this "
+                f"{platform.machine()} host has only its own (Debian multiarch :{arch} "
+                "packages would be needed)")
+    return None
+
+
+def initramfs_entries(worktree: Path, kernel: Path, helper: Path) -> list[ir.Entry]:
+    """The guest's whole userspace, see the module docstring."""
+    entries = ir.base_layout() + ir.busybox(Path(require_program("busybox")))
+    for path, name in GUEST_PROGRAMS.items():
+        entries += ir.program(path, Path(require_program(name)))
+    entries += [ir.host_file("init", OVERLAY / "init", executable=True),
+                ir.host_file("vmtest/vmtest.sh", OVERLAY / "vmtest.sh", executable=True),
+                ir.host_file("vmtest/kexec-file-debug", helper, executable=True),
+                ir.host_file("boot/vmlinuz", kernel)]
+    entries += ir.directory_tree("selftests/memory-hotplug", worktree / SELFTEST_DIR)
+    return entries
+
+
+def pack_initramfs(worktree: Path, cache: Path, build: KernelBuild, arch: str) -> Path:
+    helper = helper_binary(cache, OVERLAY, arch)
+    out = cache / "vm" / arch / f"initramfs-{build.label}.cpio"
+    return ir.write_archive(initramfs_entries(worktree, build.image, helper), out)
+
+
+def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, accel: str,
+               logs: Path) -> KernelResult:
+    device = VirtioMem(region=opts.virtio_mem_region, requested=opts.boot_size)
+    guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts), virtio_mem=device,
+                  accel=accel)
+    progress(f"vmtest: booting the {build.label} kernel ({build.commit[:12]}, {accel})")
+    run = run_guest(guest, logs, Timeouts(total_s=opts.timeout_s), resize_virtio_mem(device))
+    return KernelResult(build.label, build.commit, ktap.parse(run.results), run, None)
+
+
+def choose_accel(cache: Path, m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
+                 logs: Path) -> tuple[str, str]:
+    """TCG, unless KVM was asked for, or a probe boot (remembered per QEMU and host kernel)
+    proves KVM guests get past the firmware on this machine."""
+    if opts.accel in ("tcg", "kvm"):
+        return opts.accel, f"--accel {opts.accel}"
+    if not kvm_usable():
+        return "tcg", "no usable /dev/kvm"
+    key = f"{qemu_version(m.qemu)} | {platform.release()} | {m.arch}"
+    memo = cache / "vm" / "kvm-probe.json"
+    known: dict[str, Any] = {}
+    if memo.is_file():
+        try:
+            known = json.loads(memo.read_text())
+        except ValueError:
+            known = {}
+    if key not in known:
+        progress("vmtest: probing whether KVM guests boot here (once per QEMU and host kernel)")
+        guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts, mode="probe"),
+                      virtio_mem=VirtioMem(requested=opts.boot_size), accel="kvm")
+        run = run_guest(guest, logs / "kvm-probe", KVM_PROBE_TIMEOUTS)
+        booted = "# vmtest-probe: booted" in run.results
+        detail = (f"booted in {run.duration_s:.1f} s" if booted
+                  else run.timed_out or "no sign of life from the guest")
+        known[key] = {"works": booted, "detail": detail}
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps(known, indent=2) + "\n")
+    verdict = known[key]
+    if verdict["works"]:
+        return "kvm", f"KVM probe boot worked ({verdict['detail']})"
+    return "tcg", f"KVM probe boot failed ({verdict['detail']}); using TCG"
+
+
+# -- one run --------------------------------------------------------------------------------
+
+
+def base_commit_of(applied: ApplyResult) -> str:
+    """The commit below the series (for a series already in the tree's history, too)."""
+    if applied.base != applied.head or not applied.patches:
+        return applied.base
+    parent = resolve_commit(applied.worktree, f"{applied.patches[0].commit}^")
+    if parent is None:
+        raise KseriesError(f"cannot find the parent of {applied.patches[0].commit[:12]}")
+    return parent
+
+
+def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Outcome:
+    m = machine(opts.arch)
+    logs = out / "vmtest" / opts.arch
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir(parents=True)
+    base = base_commit_of(applied) if opts.base else None
+    progress(f"vmtest: building the {opts.arch} guest kernel(s) (small config, ccache)")
+    builds, base_error = build_pair(applied.worktree, cache, m, base, applied.head, logs)
+    notes = [Check("base kernel", "warn", f"{base_error}; no comparison")] if base_error else []
+    bad = [b for b in builds if b.problems]
+    if bad:
+        return Outcome(opts.arch, "none", "", tuple(builds), (), logs, tuple(notes) + tuple(
+            Check(f"{b.label} kernel config", "fail",
+                  "; ".join(str(p) for p in b.problems[:3]), reproducer=b.reproducer)
+            for b in bad))
+    initrds = {b.label: pack_initramfs(applied.worktree, cache, b, opts.arch) for b in builds}
+    series_build = builds[-1]
+    accel, note = choose_accel(cache, m, series_build, initrds["series"], opts, logs)
+    results = []
+    for build in reversed(builds):  # the series first: its result matters most
+        result = run_kernel(build, initrds[build.label], m, opts, accel, logs / build.label)
+        results.append(result)
+        if opts.keep:
+            keep = logs / build.label
+            shutil.copyfile(build.image, keep / Path(m.kernel_image).name)
+            shutil.copyfile(initrds[build.label], keep / "initramfs.cpio")
+    return Outcome(opts.arch, accel, note, tuple(builds), tuple(results), logs, tuple(notes))
+
+
+def arch_check(arch: str) -> Check:
+    """Can this QEMU and host run the same guest for ARCH (arm64: -M virt)? A reasoned skip
+    when not: QEMU's own answer about virtio-mem on that machine, and the guest userspace."""
+    m = machine(arch)
+    try:
+        require_program(m.qemu)
+    except KseriesError as err:
+        return Check(f"{arch} guest", "skip", str(err))
+    supported, detail = memory_device_support(m)
+    if not supported:
+        return Check(f"{arch} guest", "skip", f"virtio-mem not usable: {detail}",
+                     data={"qemu": detail})
+    problem = userspace_problem(arch)
+    if problem:
+        return Check(f"{arch} guest", "skip", f"not run: {detail}, but {problem}",
+                     data={"qemu": detail})
+    return Check(f"{arch} guest", "skip", f"{detail}; run 'kseries vmtest --arch {arch}'",
+                 data={"qemu": detail})
+
+
+def stage_from(outcome: Outcome, took: float, reproducer: str) -> Stage:
+    by_label = {r.label: r for r in outcome.results}
+    checks = list(outcome.extra_checks)
+    series = by_label.get("series")
+    if series is not None:
+        checks += checks_for(series, by_label.get("base"))
+    data: dict[str, Any] = {
+        "arch": outcome.arch,
+        "accel": outcome.accel,
+        "accel_note": outcome.accel_note,
+        "logs": str(outcome.logs),
+        "kernels": {b.label: {"commit": b.commit, "image": str(b.image), "cached": b.cached,
+                              "config": str(b.config), "build": b.reproducer}
+                    for b in outcome.builds},
+        "other_arches": {c.name: c.summary for c in outcome.other_arches},
+    }
+    if series is not None:
+        data["side_by_side"] = side_by_side(series, by_label.get("base"))
+        data["addresses"] = addresses(series)
+        if series.guest is not None:
+            data["boot_to_result_s"] = series.guest.duration_s
+            data["qemu"] = series.guest.command
+    status = stage_status([c.status for c in checks])
+    failing = [c for c in checks if c.status == status and status in ("fail", "warn")]
+    if failing:
+        summary = f"{failing[0].name}: {failing[0].summary}"
+    elif series is not None and series.ktap is not None:
+        passed = sum(1 for r in series.ktap.results if r.status == "pass")
+        skipped = sum(1 for r in series.ktap.results if r.status == "skip")
+        base_note = ", base run side by side" if "base" in by_label else ""
+        summary = (f"{outcome.arch}/{outcome.accel}: {passed} guest checks passed, {skipped} "
+                   f"skipped{base_note}; {data.get('boot_to_result_s', 0):.0f} s boot to "
+                   "result")
+    else:
+        summary = "no guest results"
+    for other in outcome.other_arches:
+        summary += f"; {other.name}: {other.status}"
+    return Stage("vmtest", status, summary, took, tuple(checks), log=str(outcome.logs),
+                 reproducer=reproducer, data=data)
+
+
+def stage_status(statuses: list[Status]) -> Status:
+    """fail > warn > pass > skip: skipped guest checks (kselftest exit 4) do not hide passes."""
+    for status in ("fail", "warn", "pass"):
+        if status in statuses:
+            return status
+    return "skip"
+
+
+def addresses(result: KernelResult) -> dict[str, dict[str, list[str]]]:
+    """Per test, the address sets it printed (virtio-mem ranges, kexec segments, maps)."""
+    table: dict[str, dict[str, list[str]]] = {}
+    for test in result.ktap.results if result.ktap else ():
+        for span in spans(test):
+            table.setdefault(test.name, {}).setdefault(f"{span.kind} {span.set}", []).append(
+                str(span))
+    return table
+
+
+def skipped_stage(arch: str, reproducer: str) -> Stage:
+    """The stage for an arch this host cannot run a guest for, with QEMU's view of it."""
+    with stopwatch() as took:
+        check = arch_check(arch)
+    return Stage("vmtest", "skip", check.summary, took[0], (check,), reproducer=reproducer,
+                 data={"arch": arch})
+
+
+def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path,
+           reproducer: str) -> Stage:
+    if userspace_problem(opts.arch) is not None:
+        return skipped_stage(opts.arch, reproducer)
+    with stopwatch() as took:
+        outcome = run_vmtest(cache, applied, opts, out)
+        if opts.arch == "x86_64":
+            outcome = replace(outcome, other_arches=(arch_check("arm64"),))
+    return stage_from(outcome, took[0], reproducer)
+
+
+# -- interface: verify stage, subcommand, bench ---------------------------------------------
+
+
+def vmtest_stage(run: Run) -> Stage:
+    """The verify stage: x86_64 with the base side by side; arm64 as a reasoned check."""
+    if run.applied is None or run.tree is None:
+        return Stage("vmtest", "skip", "the series was not applied", 0.0)
+    return vmtest(run.ctx.cache, run.applied, VmOptions(), run.ctx.out, _reproducer(run.ctx))
+
+
+def _reproducer(ctx: Context, extra: list[str] | None = None) -> str:
+    cmd = ["kseries", "vmtest"]
+    if ctx.options.tree is not None:
+        cmd += ["--tree", str(ctx.options.tree)]
+    if ctx.options.mbox is not None:
+        cmd += ["--mbox", str(ctx.options.mbox)]
+    elif ctx.options.revision:
+        cmd += ["--revision", ctx.options.revision]
+    return command_line(cmd + (extra or []))
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+                        help="guest architecture (default: x86_64)")
+    parser.add_argument("--no-base", dest="base", action="store_false",
+                        help="do not build and run the base kernel for comparison")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each kernel and initramfs next to its logs, to rerun the "
+                             "QEMU command by hand")
+    parser.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
+                        help="QEMU accelerator (auto: TCG unless a KVM probe boot works)")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="hard limit per guest run (default: 600)")
+    parser.add_argument("--phases", default=None, metavar="NAME:MIB,...",
+                        help="virtio-mem sizes per phase (default: boot:256,grow:512,"
+                             "shrink:128; the first is the size at boot)")
+
+
+def parse_phases(text: str | None) -> tuple[tuple[str, int], ...]:
+    if not text:
+        return DEFAULT_PHASES
+    phases = []
+    for item in text.split(","):
+        name, _, size = item.partition(":")
+        if not name.isidentifier() or not size.isdigit() or int(size) % 128:
+            raise KseriesError(f"--phases: '{item}' is not NAME:MIB with MIB a multiple of "
+                               "128 (the memory block size)")
+        phases.append((name, int(size)))
+    if phases[0][0] != "boot" or len({n for n, _ in phases}) != len(phases):
+        raise KseriesError("--phases: the first phase must be 'boot' and names must differ")
+    return tuple(phases)
+
+
+def options_from(args: argparse.Namespace) -> VmOptions:
+    return VmOptions(arch=args.arch, base=args.base, keep=args.keep, accel=args.accel,
+                     timeout_s=args.timeout, phases=parse_phases(args.phases))
+
+
+def vmtest_main(ctx: Context, args: argparse.Namespace) -> int:
+    opts = options_from(args)
+    reproducer = _reproducer(ctx, [] if opts.arch == "x86_64" else ["--arch", opts.arch])
+    if userspace_problem(opts.arch) is not None:
+        stage = skipped_stage(opts.arch, reproducer)
+    else:
+        tree = ctx.tree()
+        series = ctx.series()
+        progress(f"vmtest: applying {len(series.patches)} patches from {series.path.name}")
+        applied = apply_series(tree, series, ctx.cache, ctx.config.name, ctx.revision_name)
+        stage = vmtest(ctx.cache, applied, opts, ctx.out, reproducer)
+    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
+    report.add(stage)
+    path = report.write(ctx.out / "vmtest")
+    for check in stage.checks:
+        print(f"{check.status.upper():5} {check.name}: {check.summary}")
+    for line in report.summary_lines():
+        print(line)
+    print(f"report: {path}")
+    status: Status = stage.status
+    return {"pass": 0, "skip": 0, "warn": EXIT_WARN}.get(status, 1)
+
+
+def bench_vmtest(ctx: Context) -> dict[str, Any]:
+    """Boot-to-result time of one full guest run (TCG) on the tree's base kernel (built once,
+    then taken from the image cache; the scratch worktree is only touched to build it)."""
+    tree: Tree = ctx.tree()
+    m = machine("x86_64")
+    logs = ctx.cache / "vm" / "bench"
+    with stopwatch() as build_took:
+        build = cached_kernel(ctx.cache, m, "base", tree.base_commit)
+        if build is None:
+            worktree = ensure_worktree(tree, worktree_path(ctx.cache, tree), tree.base_commit)
+            build = build_kernel(worktree, ctx.cache, m, "base", tree.base_commit,
+                                 logs / "build.log")
+    if build.problems:
+        raise KseriesError(f"vm kernel config: {build.problems[0]}")
+    initrd = pack_initramfs(tree.path, ctx.cache, build, "x86_64")
+    result = run_kernel(build, initrd, m, VmOptions(accel="tcg", base=False), "tcg",
+                        logs / "guest")
+    status, summary = result.health()
+    if status != "pass" or result.guest is None or result.ktap is None:
+        raise KseriesError(f"bench guest run failed: {summary} (logs: {logs / 'guest'})")
+    return {"vmtest_boot_to_result_s": result.guest.duration_s, "accel": "tcg",
+            "guest_results": len(result.ktap.results),
+            "guest_failures": sum(1 for r in result.ktap.results if r.status == "fail"),
+            "kernel_cached": build.cached, "kernel_build_s": build_took[0]}
+
