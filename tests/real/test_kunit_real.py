@@ -8,7 +8,6 @@ on a busy one; warm: a ccache rebuild after the base/series switch) and boots it
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from kseries.cli import run_stage_command
 from kseries.core.context import Context, Options, make_context
 from kseries.kernel.tree import Tree
 from kseries.stages.kunit import stage as kunit
@@ -70,7 +70,7 @@ def outcome(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> KunitO
     # --out relative to the current directory, as `kseries kunit --out out` gives it.
     ctx = make_context(Options(series_file=None, cache_dir=None, tree=None, revision=None,
                                mbox=series_mbox(), out=Path(os.path.relpath(out))))
-    code = kunit.kunit_main(ctx, argparse.Namespace(arch=["x86_64"], against_base=True))
+    code = run_stage_command(ctx, kunit.STAGE, kunit.KunitOptions(("x86_64",), ("x86_64",)))
     return KunitOutcome(code, json.loads((out / "report.json").read_text()), ctx, out)
 
 

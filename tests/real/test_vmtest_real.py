@@ -43,7 +43,7 @@ class VmRun:
 
     @property
     def stage(self) -> dict[str, Any]:
-        stage: dict[str, Any] = self.report["stages"][0]
+        stage: dict[str, Any] = next(s for s in self.report["stages"] if s["name"] == "vmtest")
         return stage
 
     def check(self, name: str) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def vmtest(out: Path, *args: str | Path) -> VmRun:
     proc = subprocess.run([sys.executable, "-m", "kseries", "vmtest", "--out", str(out),
                            *map(str, args)], capture_output=True, text=True, cwd=ROOT,
                           check=False)
-    report_path = out / "vmtest" / "report.json"
+    report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return VmRun(proc.returncode, proc.stdout, proc.stderr, report)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kseries.core.errors import KseriesError
+from kseries.core.report import worst
 from kseries.kernel import ktap
 from kseries.kernel.qemu import (
     Guest,
@@ -38,7 +39,6 @@ from kseries.stages.vmtest.stage import (
     VmOptions,
     kernel_cmdline,
     parse_phases,
-    stage_status,
 )
 from tests.conftest import FIXTURES, ROOT, CliResult, assert_one_line_error
 
@@ -246,9 +246,9 @@ def test_coverage_helper() -> None:
 
 
 def test_stage_status_ignores_skips_next_to_passes() -> None:
-    assert stage_status(["pass", "skip"]) == "pass"
-    assert stage_status(["skip", "warn", "pass"]) == "warn"
-    assert stage_status(["skip"]) == "skip"
+    assert worst(["pass", "skip"]) == "pass"
+    assert worst(["skip", "warn", "pass"]) == "warn"
+    assert worst(["skip"]) == "skip"
 
 
 def test_guest_health_names_panics_and_early_stops() -> None:
@@ -304,7 +304,9 @@ def vmtest_cli(*args: str | Path) -> CliResult:
 def test_arm64_is_a_reasoned_skip_without_a_tree(tmp_path: Path) -> None:
     result = vmtest_cli("--arch", "arm64", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    stage = json.loads((tmp_path / "vmtest" / "report.json").read_text())["stages"][0]
+    stages = json.loads((tmp_path / "report.json").read_text())["stages"]
+    assert [s["name"] for s in stages] == ["vmtest"]  # no tree was needed for this answer
+    stage = stages[0]
     assert stage["status"] == "skip"
     # QEMU's own answer about virtio-mem on -M virt, and why this host cannot run the guest
     assert "virtio-mem-pci" in stage["summary"] and "-M virt" in stage["summary"]

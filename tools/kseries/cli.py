@@ -1,6 +1,7 @@
-"""The kseries command line: argparse subcommands, one-line errors, exit codes.
+"""The kseries command line: the CLI edge where argparse becomes typed options.
 
-Exit codes (NIPA style): 0 pass, 250 warnings only, 1 failure, 2 bad usage, 130 interrupted.
+Exit codes (NIPA style): 0 pass (or only reasoned skips), 250 warnings only, 1 failure or bad
+input, 2 bad usage, 3 infrastructure error (a missing or hung tool, a bug), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,31 +11,34 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kseries.core.context import Context, Options, make_context, progress
-from kseries.core.errors import KseriesError
+from kseries.core.context import Context, Options, make_context, progress, setup_logging
+from kseries.core.errors import InfraError, KseriesError
 from kseries.core.lock import cache_lock
+from kseries.core.pipeline import Outcome, Planned, Runner, StageDef, plan, reproducer
+from kseries.core.report import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    exit_code,
+    kseries_version,
+    worst,
+)
+from kseries.doctor import doctor_main, missing_tools
 from kseries.kernel.tree import open_default_tree
 from kseries.series import upkeep
 from kseries.series.apply import apply_series
-from kseries.stages.basic import verify
-from kseries.stages.build import stage as build
-from kseries.stages.callers import stage as callers_stage
-from kseries.stages.kunit import stage as kunit
-from kseries.stages.vmtest import stage as vmtest
+from kseries.stages.registry import BY_NAME, STAGES
 
-EXIT_WARN = 250
-Command = Callable[[Context, argparse.Namespace], int]
+Handler = Callable[[Context, argparse.Namespace], int]
+EPILOG = ("exit codes: 0 pass, 250 warnings only, 1 failure or bad input, 2 usage, "
+          "3 infrastructure error, 130 interrupted")
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_tree_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree", type=Path, metavar="PATH",
                         help="your git checkout of Linux (default: the cached Debian tree)")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--revision", metavar="vN", help="series revision (default: current)")
-    which.add_argument("--mbox", type=Path, metavar="FILE", help="a series mbox to use instead")
-    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
-                        help="report and logs (default: out/)")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR",
                         help="cache for trees and builds (default: $KSERIES_CACHE_DIR or "
                              "$XDG_CACHE_HOME/kseries)")
@@ -42,68 +46,136 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="series description (default: patches/series.toml)")
 
 
+def add_base_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-version", metavar="VERSION",
+                        help="another Debian version of the source package")
+
+
+def add_series_input(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--revision", metavar="vN", help="series revision (default: current)")
+    which.add_argument("--mbox", type=Path, metavar="FILE", help="a series mbox to use instead")
+
+
+def add_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
+                        help="report and logs (default: out/); a report there about the same "
+                             "series, revision and tree is added to, stage by stage")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What every command that runs stages takes."""
+    add_tree_options(parser)
+    add_base_version(parser)
+    add_series_input(parser)
+    add_out(parser)
+
+
 @dataclass(frozen=True)
-class Subcommand:
+class Command:
     name: str
     help: str
-    handler: Command
-    configure: Callable[[argparse.ArgumentParser], None] | None = None
+    handler: Handler
+    configure: Callable[[argparse.ArgumentParser], None]
+    locked: bool = True
 
 
 def configure_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", action="store_true",
                         help="only show path, version and base commit (no download)")
-    parser.add_argument("--base-version", metavar="VERSION",
-                        help="another Debian version of the source package")
+    add_tree_options(parser)
+    add_base_version(parser)
 
 
 def configure_apply(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onto", metavar="REV", help="apply on REV instead of the base-commit")
+    add_tree_options(parser)
+    add_base_version(parser)
+    add_series_input(parser)
 
 
-def subcommands() -> list[Subcommand]:
+def configure_verify(parser: argparse.ArgumentParser) -> None:
+    add_stage_selection(parser)
+    add_run_options(parser)
+
+
+def add_stage_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", nargs="+", action="extend", choices=list(BY_NAME),
+                        metavar="NAME", help="run only these stages (and what they need): "
+                        f"{', '.join(BY_NAME)}")
+    parser.add_argument("--arch", nargs="+", action="extend", metavar="ARCH",
+                        help="only these arches (a per-arch bot); default: series.toml's")
+
+
+def with_upkeep(configure: Callable[[argparse.ArgumentParser], None]
+                ) -> Callable[[argparse.ArgumentParser], None]:
+    def both(parser: argparse.ArgumentParser) -> None:
+        configure(parser)
+        add_tree_options(parser)
+    return both
+
+
+def stage_command(stage: StageDef[Any]) -> Command:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        stage.configure(parser)
+        add_run_options(parser)
+
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        return run_stage_command(ctx, stage, stage.from_args(args, ctx))
+
+    return Command(stage.name, stage.help, handler, configure)
+
+
+def commands() -> list[Command]:
+    by_stage = [stage_command(s) for s in STAGES if s.name not in ("tree", "apply", "revisions")]
     return [
-        Subcommand("tree", "fetch and import the default tree; show a tree", cmd_tree,
-                   configure_tree),
-        Subcommand("apply", "apply the series in a scratch worktree with b4", cmd_apply,
-                   configure_apply),
-        Subcommand("verify", "run every stage and write report.json", cmd_verify),
-        Subcommand("build", "build touched and calling files per arch: new warnings, bisect",
-                   build.build_main, build.configure_parser),
-        Subcommand("callers", "check that every caller of the changed API was converted",
-                   callers_stage.callers_main, callers_stage.configure_parser),
-        Subcommand("kunit", "run the MHP_DRIVER_MANAGED KUnit suite (kunit.py, QEMU); "
-                   "--against-base proves it bites", kunit.kunit_main, kunit.configure_parser),
-        Subcommand("vmtest", "boot with virtio-mem and check the kexec contract (kexec-tools)",
-                   vmtest.vmtest_main, vmtest.configure_parser),
-        Subcommand("export", "write a branch as patches/vN.mbx and record it in series.toml",
-                   upkeep.export_main, upkeep.configure_export),
-        Subcommand("import", "apply revision vN to an editable branch and worktree",
-                   upkeep.import_main, upkeep.configure_import),
-        Subcommand("diff", "compare two revisions patch by patch (git range-diff)",
-                   upkeep.diff_main, upkeep.configure_diff),
+        Command("tree", "fetch and import the default tree; show a tree", cmd_tree,
+                configure_tree),
+        Command("apply", "apply the series in a scratch worktree with b4", cmd_apply,
+                configure_apply),
+        Command("verify", "run every stage (or --stage NAME...) and write report.json",
+                cmd_verify, configure_verify),
+        *by_stage,
+        Command("export", "write a branch as patches/vN.mbx and record it in series.toml",
+                upkeep.export_main, with_upkeep(upkeep.configure_export)),
+        Command("import", "apply revision vN to an editable branch and worktree",
+                upkeep.import_main, with_upkeep(upkeep.configure_import)),
+        Command("diff", "compare two revisions patch by patch (git range-diff)",
+                upkeep.diff_main, with_upkeep(upkeep.configure_diff)),
+        Command("doctor", "check every tool the stages need; the package for each missing one",
+                doctor_main, configure_doctor, locked=False),
     ]
+
+
+def configure_doctor(parser: argparse.ArgumentParser) -> None:
+    add_stage_selection(parser)
+    add_tree_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kseries",
         description="Verify a Linux kernel patch series: apply with b4, build, check callers, "
-                    "run tests.",
-        epilog="exit codes: 0 pass, 250 warnings only, 1 failure, 2 usage, 130 interrupted")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for sub in subcommands():
-        child = commands.add_parser(sub.name, help=sub.help, description=sub.help)
-        if sub.configure is not None:
-            sub.configure(child)
-        add_common(child)
-        child.set_defaults(handler=sub.handler)
+                    "run tests.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"kseries {kseries_version()}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
+                      default=0, help="no progress lines, only results and errors")
+    loud.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
+                      help="debug lines too")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in commands():
+        child = subparsers.add_parser(command.name, help=command.help,
+                                      description=command.help, epilog=EPILOG)
+        command.configure(child)
+        child.set_defaults(handler=command.handler, locked=command.locked)
     return parser
 
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(series_file=args.series, cache_dir=args.cache_dir, tree=args.tree,
-                   revision=args.revision, mbox=args.mbox, out=args.out,
+                   revision=getattr(args, "revision", None), mbox=getattr(args, "mbox", None),
+                   out=getattr(args, "out", Path("out")),
                    base_version=getattr(args, "base_version", None))
 
 
@@ -139,31 +211,78 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_plan(ctx: Context, names: Sequence[str] | None,
+                arches: Sequence[str] | None) -> list[Planned[Any]]:
+    """The stages verify runs (all, or NAMES and what they need), with verify's options."""
+    only = tuple(arches) if arches else None
+
+    def planned(stage: StageDef[Any]) -> Planned[Any]:
+        return Planned(stage, stage.for_verify(ctx, only))
+
+    wanted = [planned(BY_NAME[n]) for n in names] if names else [planned(s) for s in STAGES]
+    return plan(wanted, STAGES, planned)
+
+
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
-    report = verify(ctx)
-    path = report.write(ctx.out)
-    for line in report.summary_lines():
+    planned = verify_plan(ctx, args.stage, args.arch)
+    stage_args = ([f"--stage={n}" for n in args.stage or ()] +
+                  [f"--arch={a}" for a in args.arch or ()])
+    outcome = Runner(ctx, "verify", progress).run(planned)
+    progress(f"reproduce: {reproducer('verify', ctx, stage_args)}")
+    return finish(ctx, outcome, planned, render=False)
+
+
+def run_stage_command(ctx: Context, stage: StageDef[Any], options: Any) -> int:
+    """`kseries STAGE`: the stage with the stages it needs, each with verify's options."""
+    missing = missing_tools(stage.tools(options))
+    if missing:
+        raise InfraError(missing[0])
+    planned = plan([Planned(stage, options)], STAGES,
+                   lambda need: Planned(need, need.for_verify(ctx, None)))
+    outcome = Runner(ctx, stage.name, progress).run(planned)
+    return finish(ctx, outcome, planned, render=True)
+
+
+def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
+           render: bool) -> int:
+    """Print what this run did and return its exit code (only this run's stages count)."""
+    names = [p.stage.name for p in planned]
+    report = outcome.report
+    for name, summary in outcome.raised:
+        print(f"kseries: error: {name}: {summary}", file=sys.stderr)
+    if render:
+        for item in planned:
+            stage = report.stage(item.stage.name)
+            if stage is not None and item.stage.render is not None:
+                for line in item.stage.render(stage):
+                    print(line)
+    for line in report.summary_lines(names):
         print(line)
-    print(f"report: {path}")
-    return {"pass": 0, "skip": 0, "warn": EXIT_WARN}.get(report.status, 1)
+    print(f"report: {ctx.out / 'report.json'}")
+    ran = [s.status for s in report.stages if s.name in names]
+    return exit_code(worst(ran))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler: Command = args.handler
+    setup_logging(args.verbosity)
+    handler: Handler = args.handler
     try:
         ctx = make_context(options_from(args))
-        if args.command == "tree" and args.show:
+        if not args.locked or (args.command == "tree" and args.show):
             return handler(ctx, args)
         with cache_lock(ctx.cache, f"kseries {args.command}", progress):
             return handler(ctx, args)
+    except InfraError as err:
+        print(f"kseries: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except KseriesError as err:
         print(f"kseries: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAIL
     except KeyboardInterrupt:
-        print("kseries: interrupted; your tree is as it was (work happens in a scratch "
-              "worktree)", file=sys.stderr)
-        return 130
+        print("kseries: interrupted; finished stages are in the report, and your tree is as "
+              "it was (work happens in a scratch worktree)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,6 +72,20 @@ def with_base_version(config: SeriesConfig, version: str) -> SeriesConfig:
     return replace(config, base=replace(config.base, version=version))
 
 
+LOG = logging.getLogger("kseries")
+
+
 def progress(message: str) -> None:
-    """A progress line for long steps, on stderr so stdout stays the result."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A progress line for long steps: logged at INFO, which the CLI prints on stderr with a
+    timestamp (stdout stays the result); -q hides it, -v adds debug lines."""
+    LOG.info(message)
+
+
+def setup_logging(verbosity: int) -> None:
+    """-q (-1): warnings only; default (0): progress; -v (1+): debug."""
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+    LOG.handlers[:] = [handler]
+    LOG.setLevel(level)
+    LOG.propagate = False

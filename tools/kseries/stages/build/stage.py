@@ -32,15 +32,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from unidiff.patch import PatchSet
 
 from kseries.core import git as g
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
+from kseries.core.pipeline import RunState, StageDef
 from kseries.core.proc import command_line, require_program, run
-from kseries.core.report import Check, Report, Stage, Status, stage_from_checks, stopwatch, worst
+from kseries.core.report import Check, Stage, Status, stage_from_checks, stopwatch, worst
 from kseries.kernel import kbuild
 from kseries.kernel.arches import (
     ARCHES,
@@ -79,9 +80,6 @@ from kseries.series.apply import (
 )
 from kseries.series.mbox import read_series
 
-if TYPE_CHECKING:
-    from kseries.stages.basic import Run
-
 WARN_FLAGS = ("W=1",)
 MAKE_FLAGS = ("-k", "-Otarget")
 SPARSE_FLAGS = ("C=2",)
@@ -92,7 +90,6 @@ BASE_CACHE = ".kseries-base.json"
 RESULTS_CACHE = ".kseries-results.json"
 RESULTS_KEPT = 4000
 CAN_ENABLE_CACHE = ".kseries-can-enable.json"
-EXIT_WARN = 250
 MAX_LINES = 40
 
 
@@ -1159,16 +1156,12 @@ def write_metadata(arch_run: ArchRun, applied: ApplyResult, checks: Sequence[Che
 # -- entry points ---------------------------------------------------------------------------
 
 
-def build_stage(run: Run) -> Stage:
-    """The build stage of kseries verify (every arch of series.toml, base, bisect, sparse)."""
-    if run.applied is None or run.tree is None:
-        return Stage("build", "skip", "series not applied", 0.0)
-    options = BuildOptions(tuple(get_arch(a) for a in run.ctx.config.arches))
+def build_stage(state: RunState, options: BuildOptions) -> Stage:
+    """The build stage: every selected arch, the base, each patch, sparse."""
+    assert state.tree is not None and state.applied is not None  # needs apply
     for arch in options.arches:
         check_toolchain(arch)
-    callers = run.extra.get("caller_files")
-    return run_build(run.ctx, run.tree, run.applied, options,
-                     callers if isinstance(callers, Mapping) else None)
+    return run_build(state.ctx, state.tree, state.applied, options)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -1182,48 +1175,52 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sparse", action="store_true", help="skip sparse on x86_64")
 
 
-def options_from_args(ctx: Context, args: argparse.Namespace) -> BuildOptions:
-    names = args.arch or list(ctx.config.arches)
-    arches = tuple(dict.fromkeys(get_arch(n) for n in names))
-    return BuildOptions(arches, not args.no_base, not args.no_bisect, not args.no_sparse)
+def options_from_args(args: argparse.Namespace, ctx: Context) -> BuildOptions:
+    return BuildOptions(selected_arches(args.arch, ctx), not args.no_base, not args.no_bisect,
+                        not args.no_sparse)
 
 
-def build_main(ctx: Context, args: argparse.Namespace) -> int:
-    """kseries build: apply the series, run the build stage, write report.json."""
-    from kseries.stages.basic import Run, apply_stage, run_stage, tree_stage
-
-    options = options_from_args(ctx, args)
-    for arch in options.arches:
-        check_toolchain(arch)
-    if options.sparse and any(a.name == SPARSE_ARCH for a in options.arches):
-        require_program("sparse")
-    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
-    run = Run(ctx)
-    for name, fn in (("tree", tree_stage), ("apply", apply_stage)):
-        stage = report.add(run_stage(name, fn, run))
-        if stage.status == "fail":
-            return finish(report, ctx)
-    assert run.tree is not None and run.applied is not None
-    tree, applied = run.tree, run.applied
-    report.add(run_stage("build", lambda _run: run_build(ctx, tree, applied, options), run))
-    return finish(report, ctx)
+def selected_arches(names: Sequence[str] | None, ctx: Context) -> tuple[Arch, ...]:
+    return tuple(dict.fromkeys(get_arch(n) for n in names or ctx.config.arches))
 
 
-def finish(report: Report, ctx: Context) -> int:
-    path = report.write(ctx.out)
-    for stage in report.stages:
-        for check in stage.checks:
-            if check.status == "pass":
-                continue
-            print(f"{check.status.upper():5} {check.name}: {check.summary}")
-            for line in check.data.get("errors", []) or check.data.get("new_warnings", []):
-                print(f"      {line}")
-            if check.reproducer:
-                print(f"      reproduce: {check.reproducer}")
-    for line in report.summary_lines():
-        print(line)
-    print(f"report: {path}")
-    return {"pass": 0, "skip": 0, "warn": EXIT_WARN}.get(report.status, 1)
+def verify_options(ctx: Context, arches: tuple[str, ...] | None) -> BuildOptions:
+    return BuildOptions(selected_arches(arches, ctx))
+
+
+def options_to_args(options: BuildOptions) -> list[str]:
+    args = [f"--arch={a.name}" for a in options.arches]
+    flags = (("--no-base", options.base), ("--no-bisect", options.bisect),
+             ("--no-sparse", options.sparse))
+    return args + [flag for flag, wanted in flags if not wanted]
+
+
+def tools_for(options: BuildOptions) -> tuple[str, ...]:
+    compilers = [tool for a in options.arches for tool in (a.cc, a.ld)]
+    sparse = ["sparse"] if options.sparse and any(a.name == SPARSE_ARCH
+                                                  for a in options.arches) else []
+    return ("make", "ccache", "git", *compilers, *sparse)
+
+
+def render(stage: Stage) -> list[str]:
+    """What `kseries build` prints: every check that did not pass, its lines, how to redo it."""
+    lines = []
+    for check in stage.checks:
+        if check.status == "pass":
+            continue
+        lines.append(f"{check.status.upper():5} {check.name}: {check.summary}")
+        lines += [f"      {line}" for line in
+                  check.data.get("errors", []) or check.data.get("new_warnings", [])]
+        if check.reproducer:
+            lines.append(f"      reproduce: {check.reproducer}")
+    return lines
+
+
+STAGE: StageDef[BuildOptions] = StageDef(
+    name="build", help="build touched and calling files per arch: new warnings, bisect",
+    run=build_stage, from_args=options_from_args, for_verify=verify_options,
+    to_args=options_to_args, configure=configure_parser, needs=lambda _o: ("apply",),
+    tools=tools_for, render=render)
 
 
 # -- benchmark ------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kseries.core.context import Context, progress
-from kseries.core.report import Check, Stage, Status, stage_from_checks, stopwatch, update_report
+from kseries.core.pipeline import RunState, StageDef
+from kseries.core.report import Check, Stage, Status, stage_from_checks, stopwatch
 from kseries.stages.callers.checker import (
     CallerReport,
     Finding,
@@ -81,18 +82,51 @@ def run_checker(worktree: Path, ctx: Context, coverage: Mapping[str, Any] | None
                                                   "detail": opinion.detail},
                                "compiled_by": compiled_by}
     stage = stage_from_checks("callers", checks, took[0], summary=summary,
-                              reproducer="kseries callers", data=data)
+                              data=data)
     return stage, report
 
 
-def callers_stage(run: Any) -> Stage:
-    """verify's stage; RUN is kseries.verify.Run (uses its build stage's coverage)."""
-    if run.applied is None:
-        return Stage("callers", "skip", "series not applied", 0.0)
-    build = run.done.get("build")
-    coverage = build.data.get("coverage") if build is not None else None
+@dataclass(frozen=True)
+class CallersOptions:
+    spatch: bool = True
+
+
+def callers_stage(state: RunState, options: CallersOptions) -> Stage:
+    """Scan the whole patched tree; cross-check with the build coverage of this head."""
+    assert state.applied is not None  # needs apply
+    coverage = build_coverage(state, state.applied.head)
     progress("callers: scanning the whole patched tree")
-    return run_checker(run.applied.worktree, run.ctx, coverage)[0]
+    stage, report = run_checker(state.applied.worktree, state.ctx, coverage, options.spatch)
+    table = state.log_dir() / "callers.txt"
+    table.write_text(table_text(report, coverage, state.ctx.out) + "\n")
+    return replace(stage, log=str(table))
+
+
+def build_coverage(state: RunState, head: str) -> dict[str, Any] | None:
+    """The build stage's coverage of HEAD: from this run, else from the report in --out."""
+    build = state.done.get("build")
+    if build is None:
+        earlier_apply = state.earlier.get("apply")
+        if earlier_apply is None or earlier_apply.data.get("head") != head:
+            return None
+        build = state.earlier.get("build")
+    coverage = build.data.get("coverage") if build is not None else None
+    return coverage if isinstance(coverage, dict) else None
+
+
+def table_text(report: CallerReport, coverage: Mapping[str, Any] | None, out: Path) -> str:
+    text = report.format_table(compiled_by_from_coverage(coverage) if coverage else None)
+    if coverage is None:
+        text += (f"\nbuilt on: unknown - {out / 'report.json'} has no build of this head "
+                 "(run `kseries build` with the same --out first)")
+    return text
+
+
+def render(stage: Stage) -> list[str]:
+    """What `kseries callers` prints: the table, then what is not a call and not a pass."""
+    lines = Path(stage.log).read_text().splitlines() if stage.log else []
+    return lines + [f"{c.status.upper()}: {c.summary}" for c in stage.checks
+                    if c.status in ("warn", "fail") and not c.name.startswith("call ")]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -100,34 +134,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="skip the Coccinelle second opinion")
 
 
-def previous_coverage(out: Path, head: str) -> dict[str, Any] | None:
-    """The build coverage of an earlier run on the same commit, from <out>/report.json."""
-    try:
-        report = json.loads((out / "report.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    stages = {s.get("name"): s for s in report.get("stages", [])}
-    applied, build = stages.get("apply", {}), stages.get("build", {})
-    if applied.get("data", {}).get("head") != head:
-        return None
-    coverage = build.get("data", {}).get("coverage")
-    return coverage if isinstance(coverage, dict) else None
-
-
-def callers_main(ctx: Context, args: argparse.Namespace) -> int:
-    from kseries.series.apply import apply_series
-
-    tree = ctx.tree()
-    applied = apply_series(tree, ctx.series(), ctx.cache, ctx.config.name, ctx.revision_name)
-    coverage = previous_coverage(ctx.out, applied.head)
-    stage, report = run_checker(applied.worktree, ctx, coverage, not args.no_spatch)
-    print(report.format_table(compiled_by_from_coverage(coverage) if coverage else None))
-    if coverage is None:
-        print(f"built on: unknown - {ctx.out / 'report.json'} has no build of this head "
-              "(run `kseries build` with the same --out first)")
-    for check in stage.checks:
-        if check.status in ("warn", "fail") and not check.name.startswith("call "):
-            print(f"{check.status.upper()}: {check.summary}")
-    path = update_report(ctx.out, stage, ctx.config.name, ctx.revision_name, str(tree.path))
-    print(f"report: {path}")
-    return 1 if report.errors else 0
+STAGE: StageDef[CallersOptions] = StageDef(
+    name="callers", help="check that every caller of the changed API was converted",
+    run=callers_stage, from_args=lambda args, _ctx: CallersOptions(not args.no_spatch),
+    for_verify=lambda _ctx, _arches: CallersOptions(),
+    to_args=lambda o: [] if o.spatch else ["--no-spatch"], configure=configure_parser,
+    needs=lambda _o: ("apply",), tools=lambda o: ("git", *(("spatch",) if o.spatch else ())),
+    render=render)

@@ -27,13 +27,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
+from kseries.core.pipeline import RunState, StageDef
+from kseries.core.pipeline import reproducer as command_reproducer
 from kseries.core.proc import command_line, require_program, run
-from kseries.core.report import Check, Report, Stage, Status, stopwatch, worst
+from kseries.core.report import Check, Stage, Status, stopwatch, worst
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
@@ -46,9 +48,6 @@ from kseries.stages.kunit.results import (
     parse_ktap,
     suite_name,
 )
-
-if TYPE_CHECKING:
-    from kseries.stages.basic import Run
 
 ALL_ARCHES = ("x86_64", "arm64", "powerpc", "s390")
 REQUIRED_ARCH = "x86_64"
@@ -134,13 +133,23 @@ class Ran:
 # --- command line -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KunitOptions:
+    arches: tuple[str, ...] = (REQUIRED_ARCH,)
+    # Where the suite also runs on the base without the series (it must fail there).
+    base_arches: tuple[str, ...] = ()
+    write_patch: bool = False
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", action="append", choices=[*ALL_ARCHES, "all"],
                         metavar="ARCH", help="x86_64 (default), arm64, powerpc, s390 or all; "
                         "repeatable")
     parser.add_argument("--against-base", action="store_true",
-                        help="also run the suite on the base without the series; it must "
-                             "fail or not build there")
+                        help="also run the suite on the base without the series, on every "
+                             "--arch; it must fail or not build there")
+    parser.add_argument("--base-arch", action="append", choices=ALL_ARCHES, metavar="ARCH",
+                        help="run on the base on ARCH only (repeatable; verify: x86_64)")
     parser.add_argument("--write-patch", action="store_true",
                         help="only (re)write patches/extra/0001-*.patch: the overlay as one "
                              "patch on top of the series, for upstream posting")
@@ -159,28 +168,50 @@ def selected_arches(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(wanted)
 
 
-def kunit_main(ctx: Context, args: argparse.Namespace) -> int:
+def options_from_args(args: argparse.Namespace, _ctx: Context) -> KunitOptions:
     arches = selected_arches(args.arch)
-    tree = ctx.tree()
-    series = ctx.series()
-    progress(f"kunit: applying {len(series.patches)} patches from {series.path.name}")
-    applied = ap.apply_series(tree, series, ctx.cache, ctx.config.name, ctx.revision_name)
-    if getattr(args, "write_patch", False):
-        print(f"written: {write_extra_patch(tree, applied.head)}")
-        return 0
-    base_arches = arches if args.against_base else ()
-    reproducer = " ".join(["kseries kunit", *(f"--arch {a}" for a in arches),
-                           *(["--against-base"] if args.against_base else [])])
-    stage = kunit_for(ctx, tree, applied, arches, base_arches, reproducer)
-    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
-    report.add(stage)
-    path = report.write(ctx.out)
-    for check in stage.checks:
-        print(f"{check.status.upper():5} {check.name}: {check.summary}")
-    for line in report.summary_lines():
-        print(line)
-    print(f"report: {path}")
-    return {"pass": 0, "skip": 0, "warn": 250}.get(stage.status, 1)
+    base = arches if args.against_base else selected_arches(args.base_arch) \
+        if args.base_arch else ()
+    return KunitOptions(arches, base, bool(args.write_patch))
+
+
+def verify_options(ctx: Context, only: tuple[str, ...] | None) -> KunitOptions:
+    """The series on every configured arch, the base on x86_64 (one more build)."""
+    arches = selected_arches([REQUIRED_ARCH, *ctx.config.arches])
+    if only is not None:
+        arches = tuple(a for a in arches if a in only)
+    return KunitOptions(arches, tuple(a for a in VERIFY_BASE_ARCHES if a in arches))
+
+
+def options_to_args(options: KunitOptions) -> list[str]:
+    args = [f"--arch={a}" for a in options.arches]
+    if options.base_arches and options.base_arches == options.arches:
+        args.append("--against-base")
+    else:
+        args += [f"--base-arch={a}" for a in options.base_arches]
+    return args + (["--write-patch"] if options.write_patch else [])
+
+
+def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
+    assert state.tree is not None and state.applied is not None  # needs apply
+    if options.write_patch:
+        path = write_extra_patch(state.tree, state.applied.head)
+        return Stage("kunit", "skip", f"written: {path}; the suite did not run (--write-patch)",
+                     0.0, data={"written": str(path)})
+    if not options.arches:
+        return Stage("kunit", "skip", "no arch selected", 0.0)
+    return kunit_for(state.ctx, state.tree, state.applied, options.arches, options.base_arches)
+
+
+def tools_for(options: KunitOptions) -> tuple[str, ...]:
+    specs = [ARCH_SPECS[a] for a in options.arches]
+    return ("make", "ccache", *(s.qemu for s in specs), *(f"{s.cross_compile}gcc" for s in specs))
+
+
+def render(stage: Stage) -> list[str]:
+    if "written" in stage.data:
+        return [f"written: {stage.data['written']}"]
+    return [f"{c.status.upper():5} {c.name}: {c.summary}" for c in stage.checks]
 
 
 def extra_patch_path() -> Path:
@@ -198,16 +229,6 @@ def write_extra_patch(tree: Tree, head: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(format_patch(overlay, tree.path, head, message))
     return path
-
-
-def kunit_stage(run: Run) -> Stage:
-    """verify's stage: the series on every configured arch, the base on x86_64."""
-    if run.applied is None or run.tree is None:
-        return Stage("kunit", "skip", "series not applied", 0.0)
-    arches = selected_arches([REQUIRED_ARCH, *run.ctx.config.arches])
-    base_arches = tuple(a for a in VERIFY_BASE_ARCHES if a in arches)
-    reproducer = " ".join(["kseries kunit", *(f"--arch {a}" for a in arches), "--against-base"])
-    return kunit_for(run.ctx, run.tree, run.applied, arches, base_arches, reproducer)
 
 
 def bench_kunit(ctx: Context) -> dict[str, Any]:
@@ -229,20 +250,16 @@ def bench_kunit(ctx: Context) -> dict[str, Any]:
 
 
 def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
-              base_arches: Sequence[str], reproducer: str) -> Stage:
+              base_arches: Sequence[str]) -> Stage:
     with stopwatch() as took:
         runs = run_variants(ctx, tree, applied, arches, base_arches)
+    options = KunitOptions(tuple(arches), tuple(base_arches))
+    reproducer = command_reproducer("kunit", ctx, options_to_args(options))
     checks = [check for r in runs for check in run_checks(r, reproducer)]
-    return Stage("kunit", stage_status(checks), stage_summary(runs, checks), took[0],
-                 tuple(checks), reproducer=reproducer,
+    return Stage("kunit", worst([c.status for c in checks]), stage_summary(runs, checks), took[0],
+                 tuple(checks),
                  data={"worktree": str(applied.worktree), "base": applied.base,
                        "head": applied.head, "runs": [r.to_json() for r in runs]})
-
-
-def stage_status(checks: list[Check]) -> Status:
-    """The worst status, where skipped cases do not turn passing ones into a skip."""
-    ran = [c.status for c in checks if c.status != "skip"]
-    return worst(ran) if ran else "skip"
 
 
 def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
@@ -609,3 +626,10 @@ def kvm_boots(worktree: Path, spec: ArchSpec, common: list[str], log: Path) -> b
            *accel_args(spec, "kvm"), "--raw_output=all", PROBE_FILTER]
     ran = run_logged(cmd, worktree, log, PROBE_TIMEOUT_S + 60)
     return "Linux version" in ran.output or "KTAP version" in ran.output
+
+
+STAGE: StageDef[KunitOptions] = StageDef(
+    name="kunit", help="run the MHP_DRIVER_MANAGED KUnit suite (kunit.py, QEMU); "
+    "--against-base proves it bites", run=kunit_stage, from_args=options_from_args,
+    for_verify=verify_options, to_args=options_to_args, configure=configure_parser,
+    needs=lambda _o: ("apply",), tools=tools_for, render=render)

@@ -16,14 +16,15 @@ import platform
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.core.git import resolve_commit
 from kseries.core.paths import OVERLAY_DIR
-from kseries.core.proc import command_line, require_program
-from kseries.core.report import Check, Report, Stage, Status, stopwatch
+from kseries.core.pipeline import RunState, StageDef
+from kseries.core.proc import require_program
+from kseries.core.report import Check, Stage, stopwatch, worst
 from kseries.kernel import ktap
 from kseries.kernel.qemu import (
     MIB,
@@ -39,7 +40,7 @@ from kseries.kernel.qemu import (
     run_guest,
 )
 from kseries.kernel.tree import Tree
-from kseries.series.apply import ApplyResult, apply_series, ensure_worktree, worktree_path
+from kseries.series.apply import ApplyResult, ensure_worktree, worktree_path
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
 from kseries.stages.vmtest.kernel import (
@@ -49,9 +50,6 @@ from kseries.stages.vmtest.kernel import (
     cached_kernel,
     helper_binary,
 )
-
-if TYPE_CHECKING:
-    from kseries.stages.basic import Run
 
 OVERLAY = OVERLAY_DIR / "vmtest"
 SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
@@ -236,7 +234,7 @@ def arch_check(arch: str) -> Check:
                  data={"qemu": detail})
 
 
-def stage_from(outcome: Outcome, took: float, reproducer: str) -> Stage:
+def stage_from(outcome: Outcome, took: float) -> Stage:
     by_label = {r.label: r for r in outcome.results}
     checks = list(outcome.extra_checks)
     series = by_label.get("series")
@@ -258,8 +256,8 @@ def stage_from(outcome: Outcome, took: float, reproducer: str) -> Stage:
         if series.guest is not None:
             data["boot_to_result_s"] = series.guest.duration_s
             data["qemu"] = series.guest.command
-    status = stage_status([c.status for c in checks])
-    failing = [c for c in checks if c.status == status and status in ("fail", "warn")]
+    status = worst([c.status for c in checks])
+    failing = [c for c in checks if c.status == status and status in ("fail", "warn", "error")]
     if failing:
         summary = f"{failing[0].name}: {failing[0].summary}"
     elif series is not None and series.ktap is not None:
@@ -274,15 +272,7 @@ def stage_from(outcome: Outcome, took: float, reproducer: str) -> Stage:
     for other in outcome.other_arches:
         summary += f"; {other.name}: {other.status}"
     return Stage("vmtest", status, summary, took, tuple(checks), log=str(outcome.logs),
-                 reproducer=reproducer, data=data)
-
-
-def stage_status(statuses: list[Status]) -> Status:
-    """fail > warn > pass > skip: skipped guest checks (kselftest exit 4) do not hide passes."""
-    for status in ("fail", "warn", "pass"):
-        if status in statuses:
-            return status
-    return "skip"
+                 data=data)
 
 
 def addresses(result: KernelResult) -> dict[str, dict[str, list[str]]]:
@@ -295,44 +285,33 @@ def addresses(result: KernelResult) -> dict[str, dict[str, list[str]]]:
     return table
 
 
-def skipped_stage(arch: str, reproducer: str) -> Stage:
+def skipped_stage(arch: str) -> Stage:
     """The stage for an arch this host cannot run a guest for, with QEMU's view of it."""
     with stopwatch() as took:
         check = arch_check(arch)
-    return Stage("vmtest", "skip", check.summary, took[0], (check,), reproducer=reproducer,
+    return Stage("vmtest", "skip", check.summary, took[0], (check,),
                  data={"arch": arch})
 
 
-def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path,
-           reproducer: str) -> Stage:
+def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Stage:
     if userspace_problem(opts.arch) is not None:
-        return skipped_stage(opts.arch, reproducer)
+        return skipped_stage(opts.arch)
     with stopwatch() as took:
         outcome = run_vmtest(cache, applied, opts, out)
         if opts.arch == "x86_64":
             outcome = replace(outcome, other_arches=(arch_check("arm64"),))
-    return stage_from(outcome, took[0], reproducer)
+    return stage_from(outcome, took[0])
 
 
 # -- interface: verify stage, subcommand, bench ---------------------------------------------
 
 
-def vmtest_stage(run: Run) -> Stage:
-    """The verify stage: x86_64 with the base side by side; arm64 as a reasoned check."""
-    if run.applied is None or run.tree is None:
-        return Stage("vmtest", "skip", "the series was not applied", 0.0)
-    return vmtest(run.ctx.cache, run.applied, VmOptions(), run.ctx.out, _reproducer(run.ctx))
-
-
-def _reproducer(ctx: Context, extra: list[str] | None = None) -> str:
-    cmd = ["kseries", "vmtest"]
-    if ctx.options.tree is not None:
-        cmd += ["--tree", str(ctx.options.tree)]
-    if ctx.options.mbox is not None:
-        cmd += ["--mbox", str(ctx.options.mbox)]
-    elif ctx.options.revision:
-        cmd += ["--revision", ctx.options.revision]
-    return command_line(cmd + (extra or []))
+def vmtest_stage(state: RunState, options: VmOptions) -> Stage:
+    """x86_64 with the base side by side; arm64 as a reasoned check (see userspace_problem)."""
+    if userspace_problem(options.arch) is not None:
+        return skipped_stage(options.arch)
+    assert state.applied is not None  # needs apply when the arch can run
+    return vmtest(state.ctx.cache, state.applied, options, state.ctx.out)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -372,27 +351,38 @@ def options_from(args: argparse.Namespace) -> VmOptions:
                      timeout_s=args.timeout, phases=parse_phases(args.phases))
 
 
-def vmtest_main(ctx: Context, args: argparse.Namespace) -> int:
-    opts = options_from(args)
-    reproducer = _reproducer(ctx, [] if opts.arch == "x86_64" else ["--arch", opts.arch])
-    if userspace_problem(opts.arch) is not None:
-        stage = skipped_stage(opts.arch, reproducer)
-    else:
-        tree = ctx.tree()
-        series = ctx.series()
-        progress(f"vmtest: applying {len(series.patches)} patches from {series.path.name}")
-        applied = apply_series(tree, series, ctx.cache, ctx.config.name, ctx.revision_name)
-        stage = vmtest(ctx.cache, applied, opts, ctx.out, reproducer)
-    report = Report(ctx.config.name, ctx.revision_name, str(ctx.options.tree or "default"))
-    report.add(stage)
-    path = report.write(ctx.out / "vmtest")
-    for check in stage.checks:
-        print(f"{check.status.upper():5} {check.name}: {check.summary}")
-    for line in report.summary_lines():
-        print(line)
-    print(f"report: {path}")
-    status: Status = stage.status
-    return {"pass": 0, "skip": 0, "warn": EXIT_WARN}.get(status, 1)
+def options_to_args(options: VmOptions) -> list[str]:
+    """The flags that differ from the defaults (so parsing them gives OPTIONS back)."""
+    default = VmOptions()
+    args = [] if options.arch == default.arch else [f"--arch={options.arch}"]
+    args += [] if options.base else ["--no-base"]
+    args += ["--keep"] if options.keep else []
+    args += [] if options.accel == default.accel else [f"--accel={options.accel}"]
+    args += [] if options.timeout_s == default.timeout_s else [f"--timeout={options.timeout_s}"]
+    if options.phases != default.phases:
+        args.append("--phases=" + ",".join(f"{name}:{mib}" for name, mib in options.phases))
+    return args
+
+
+def verify_options(_ctx: Context, arches: tuple[str, ...] | None) -> VmOptions:
+    if arches is not None and "x86_64" not in arches:
+        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64")
+    return VmOptions()
+
+
+def render(stage: Stage) -> list[str]:
+    return [f"{c.status.upper():5} {c.name}: {c.summary}" for c in stage.checks]
+
+
+STAGE: StageDef[VmOptions] = StageDef(
+    name="vmtest", help="boot with virtio-mem and check the kexec contract (kexec-tools)",
+    run=vmtest_stage, from_args=lambda args, _ctx: options_from(args),
+    for_verify=verify_options, to_args=options_to_args, configure=configure_parser,
+    # A guest arch this host cannot run is a reasoned skip that needs no tree at all.
+    needs=lambda o: () if userspace_problem(o.arch) is not None else ("apply",),
+    tools=lambda o: () if userspace_problem(o.arch) is not None else (
+        "make", "ccache", "qemu-system-x86_64", "busybox", "kexec"),
+    render=render)
 
 
 def bench_vmtest(ctx: Context) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""Versions of the tools a run used, for the report (a result is only as good as its tools)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterable
+from importlib import metadata
+
+# Python packages kseries drives; their versions change what b4, kconfiglib... do.
+PYTHON_PACKAGES = ("b4", "GitPython", "kconfiglib", "unidiff")
+VERSION_TIMEOUT_S = 20
+
+
+def program_version(program: str) -> str:
+    """First line of `PROGRAM --version`, or why there is none."""
+    path = shutil.which(program)
+    if path is None:
+        return "not installed"
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True,
+                              errors="replace", timeout=VERSION_TIMEOUT_S, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"no answer to --version within {VERSION_TIMEOUT_S} s"
+    lines = [line.strip() for line in (proc.stdout or proc.stderr).splitlines() if line.strip()]
+    return lines[0] if lines else "unknown"
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def tool_versions(programs: Iterable[str]) -> dict[str, str]:
+    """PROGRAM -> version line for each program, plus the Python packages kseries uses."""
+    found = {name: program_version(name) for name in programs}
+    found |= {f"python:{name}": package_version(name) for name in PYTHON_PACKAGES}
+    return found
