@@ -5,18 +5,22 @@ The real 6.12 tree and mutants of it: tests/real/test_callers_real.py.
 
 from __future__ import annotations
 
+import quopri
 import shutil
 from pathlib import Path
 
 import pytest
 
+from kseries.core.context import Options, make_context
 from kseries.core.errors import KseriesError
 from kseries.series.config import Api, Invariant
+from kseries.series.mbox import read_series
 from kseries.stages.callers.api import changed_api
 from kseries.stages.callers.check import bench_callers, check_callers, cross_check
 from kseries.stages.callers.model import CallerReport
 from kseries.stages.callers.spatch import second_opinion
 from kseries.stages.callers.spec import CallerCheckSpec, spec_from_api
+from kseries.stages.callers.stage import run_checker
 from tests.callers_data import FAMILY, SPEC, mail, mail_diffs, patch_diffs
 from tests.conftest import FIXTURES, git
 
@@ -369,6 +373,45 @@ def test_changed_api_of_a_comment_only_series() -> None:
     api = changed_api(patch_diffs(FIXTURES / "small-series.mbx"))
     assert api.new_constants == () and api.removed_constants == ()
     assert all(not f.signature_touched for f in api.functions)
+
+
+NEW_FLAG_DIFF = """diff --git a/include/linux/memory_hotplug.h b/include/linux/memory_hotplug.h
+index 1111111..2222222 100644
+--- a/include/linux/memory_hotplug.h
++++ b/include/linux/memory_hotplug.h
+@@ -4,3 +4,4 @@ typedef int __bitwise mhp_t;
+ #define MHP_NONE		((__force mhp_t)0)
+ #define MHP_MERGE_RESOURCE	((__force mhp_t)BIT(0))
++#define MHP_NEW_FLAG		((__force mhp_t)BIT(5)) /* a comment long enough to be wrapped */
+ #define MHP_DRIVER_MANAGED	((__force mhp_t)BIT(4))
+"""
+
+
+def test_a_from_line_in_a_commit_message_does_not_cut_the_patch(synthetic: Path,
+                                                                tmp_path: Path) -> None:
+    """Prose like "From the spec: ..." in a commit message is not an mbox From line.
+
+    Splitting the mail there would also lose its headers for the rest, here the
+    quoted-printable encoding: the diff would keep its soft line breaks and not parse.
+    The callers stage takes the patches' diffs from the series as read by series.mbox.
+    """
+    body = (f"Why.\n\nFrom the spec: flags are {SPEC.flags_type}.\n---\n a | 1 +\n\n"
+            f"{NEW_FLAG_DIFF}-- \n2.39.5\n")
+    mbox = tmp_path / "series.mbx"
+    mbox.write_text("From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001\n"
+                    "From: Test <test@example.org>\nSubject: [PATCH 1/1] mm: new flag\n"
+                    "MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                    "Content-Transfer-Encoding: quoted-printable\n\n"
+                    + quopri.encodestring(body.encode()).decode())
+    assert "\nFrom the spec: " in mbox.read_text() and "=\n" in mbox.read_text()
+    [patch] = read_series(mbox).patches
+    assert patch.diff.startswith(NEW_FLAG_DIFF)
+    ctx = make_context(Options(series_file=None, cache_dir=tmp_path / "cache", tree=None,
+                               revision=None, mbox=mbox, out=tmp_path / "out"))
+    _, report = run_checker(synthetic, ctx, None, with_spatch=False)
+    assert report.changed_api is not None
+    assert report.changed_api.new_constants == ("MHP_NEW_FLAG",)
+    assert [f.name for f in report.changed_api.functions] == ["MHP_NEW_FLAG"]
 
 
 def test_bench_callers_reports_both_timings(synthetic: Path) -> None:
