@@ -17,7 +17,8 @@ from kseries.core.errors import KseriesError
 
 
 def callers_section(ctx: Context) -> dict[str, Any]:
-    from kseries.stages.callers.checker import bench_callers, spec_from_api
+    from kseries.stages.callers.check import bench_callers
+    from kseries.stages.callers.spec import spec_from_api
 
     tree = ctx.tree()
     result = bench_callers(tree.path, spec_from_api(ctx.config.api))

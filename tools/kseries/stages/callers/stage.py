@@ -11,15 +11,10 @@ from typing import Any
 from kseries.core.context import Context, progress
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.report import Check, Stage, Status, stage_from_checks, stopwatch
-from kseries.stages.callers.checker import (
-    CallerReport,
-    Finding,
-    SecondOpinion,
-    check_callers,
-    cross_check,
-    second_opinion,
-    spec_from_api,
-)
+from kseries.stages.callers.check import check_callers, cross_check
+from kseries.stages.callers.model import CallerReport, Finding, SecondOpinion
+from kseries.stages.callers.spatch import second_opinion
+from kseries.stages.callers.spec import spec_from_api
 
 
 def compiled_by_from_coverage(coverage: Mapping[str, Mapping[str, Mapping[str, str]]]
@@ -59,7 +54,8 @@ def run_checker(worktree: Path, ctx: Context, coverage: Mapping[str, Any] | None
                 with_spatch: bool = True) -> tuple[Stage, CallerReport]:
     spec = spec_from_api(ctx.config.api)
     with stopwatch() as took:
-        report = check_callers(worktree, spec, ctx.mbox_path().read_text(errors="replace"))
+        diffs = [patch.diff for patch in ctx.series().patches]
+        report = check_callers(worktree, spec, diffs)
         compiled_by = compiled_by_from_coverage(coverage) if coverage is not None else None
         extra = cross_check(report, compiled_by, worktree) if compiled_by is not None else []
         opinion = second_opinion(report, worktree, spec) if with_spatch else SecondOpinion(
