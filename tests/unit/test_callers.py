@@ -23,7 +23,6 @@ from kseries.stages.callers.checker import (
     CallerCheckSpec,
     CallerReport,
     Finding,
-    bench_callers,
     changed_api,
     check_callers,
     cross_check,
@@ -32,6 +31,7 @@ from kseries.stages.callers.checker import (
     spec_from_api,
 )
 from tests.conftest import FIXTURES, ROOT, git
+from tools.bench.callers import bench_callers
 
 FAMILY = ("add_memory", "__add_memory", "add_memory_resource", "add_memory_driver_managed")
 SPEC = CallerCheckSpec(FAMILY, "mhp_t", "MHP_",

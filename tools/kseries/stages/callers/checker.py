@@ -48,7 +48,7 @@ from kseries.series.config import Api
 
 __all__ = [
     "CallSite", "CallerCheckSpec", "CallerReport", "ChangedApi", "ChangedFunction", "Finding",
-    "Param", "Prototype", "SecondOpinion", "bench_callers", "candidate_files", "changed_api",
+    "Param", "Prototype", "SecondOpinion", "candidate_files", "changed_api",
     "check_callers", "cross_check", "second_opinion", "spec_from_api",
 ]
 
@@ -1238,35 +1238,3 @@ def _parse_spatch(output: str, tree: Path) -> set[tuple[str, int, str]]:
             relative = str(path.relative_to(tree)) if path.is_absolute() else parts[1]
             found.add((relative, int(parts[2]), parts[3]))
     return found
-
-
-# --- benchmark ----------------------------------------------------------------------------
-
-
-def bench_callers(tree: Path, spec: CallerCheckSpec | None = None, rounds: int = 3
-                  ) -> dict[str, Any]:
-    """Seconds of the whole check vs a bare `git grep -n -E <names>` on TREE (warm cache).
-
-    Each is run once to warm the page cache, then ROUNDS times; the best time counts.
-    """
-    spec = spec or CallerCheckSpec(("add_memory", "__add_memory", "add_memory_resource",
-                                    "add_memory_driver_managed"))
-    grep = ["git", "-C", str(tree), "grep", "-n", "-E", family_pattern(spec.family)]
-
-    def time_grep() -> float:
-        start = time.monotonic()
-        run(grep, check=False)
-        return time.monotonic() - start
-
-    def time_check() -> float:
-        start = time.monotonic()
-        check_callers(tree, spec)
-        return time.monotonic() - start
-
-    time_grep()
-    time_check()
-    grep_s = min(time_grep() for _ in range(rounds))
-    check_s = min(time_check() for _ in range(rounds))
-    return {"tree": str(tree), "check_s": round(check_s, 3), "git_grep_s": round(grep_s, 3),
-            "ratio": round(check_s / grep_s, 2) if grep_s else None,
-            "git_grep_command": command_line(grep), "rounds": rounds}

@@ -38,15 +38,12 @@ from kseries.kernel.qemu import (
     resize_virtio_mem,
     run_guest,
 )
-from kseries.kernel.tree import Tree
-from kseries.series.apply import ApplyResult, apply_series, ensure_worktree, worktree_path
+from kseries.series.apply import ApplyResult, apply_series
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
 from kseries.stages.vmtest.kernel import (
     KernelBuild,
-    build_kernel,
     build_pair,
-    cached_kernel,
     helper_binary,
 )
 
@@ -314,7 +311,7 @@ def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path,
     return stage_from(outcome, took[0], reproducer)
 
 
-# -- interface: verify stage, subcommand, bench ---------------------------------------------
+# -- interface: verify stage, subcommand ----------------------------------------------------
 
 
 def vmtest_stage(run: Run) -> Stage:
@@ -393,30 +390,3 @@ def vmtest_main(ctx: Context, args: argparse.Namespace) -> int:
     print(f"report: {path}")
     status: Status = stage.status
     return {"pass": 0, "skip": 0, "warn": EXIT_WARN}.get(status, 1)
-
-
-def bench_vmtest(ctx: Context) -> dict[str, Any]:
-    """Boot-to-result time of one full guest run (TCG) on the tree's base kernel (built once,
-    then taken from the image cache; the scratch worktree is only touched to build it)."""
-    tree: Tree = ctx.tree()
-    m = machine("x86_64")
-    logs = ctx.cache / "vm" / "bench"
-    with stopwatch() as build_took:
-        build = cached_kernel(ctx.cache, m, "base", tree.base_commit)
-        if build is None:
-            worktree = ensure_worktree(tree, worktree_path(ctx.cache, tree), tree.base_commit)
-            build = build_kernel(worktree, ctx.cache, m, "base", tree.base_commit,
-                                 logs / "build.log")
-    if build.problems:
-        raise KseriesError(f"vm kernel config: {build.problems[0]}")
-    initrd = pack_initramfs(tree.path, ctx.cache, build, "x86_64")
-    result = run_kernel(build, initrd, m, VmOptions(accel="tcg", base=False), "tcg",
-                        logs / "guest")
-    status, summary = result.health()
-    if status != "pass" or result.guest is None or result.ktap is None:
-        raise KseriesError(f"bench guest run failed: {summary} (logs: {logs / 'guest'})")
-    return {"vmtest_boot_to_result_s": result.guest.duration_s, "accel": "tcg",
-            "guest_results": len(result.ktap.results),
-            "guest_failures": sum(1 for r in result.ktap.results if r.status == "fail"),
-            "kernel_cached": build.cached, "kernel_build_s": build_took[0]}
-
