@@ -27,21 +27,21 @@ verify: tree
 
 check: tree
 	$(BIN)/ruff check tools tests
-	$(BIN)/mypy tools/kseries
+	$(BIN)/mypy tools/kseries tools/bench
 	$(BIN)/python -m pytest -q tests
 
 # The fast tier for the inner loop: no kernel tree, no kernel builds (under two minutes).
 test: setup
 	$(BIN)/ruff check tools tests
-	$(BIN)/mypy tools/kseries
+	$(BIN)/mypy tools/kseries tools/bench
 	$(BIN)/python -m pytest -q -m "not realtree" tests
 
 lint: setup
 	$(BIN)/ruff check tools tests
-	$(BIN)/mypy tools/kseries
+	$(BIN)/mypy tools/kseries tools/bench
 
 bench: tree
-	$(BIN)/python tools/bench.py $(SECTIONS)
+	$(BIN)/python -m tools.bench $(SECTIONS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

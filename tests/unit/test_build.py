@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kseries.kernel.cpp import evaluate, guards
 from kseries.kernel.kwarn import (
     counted,
     fixed_warnings,
@@ -16,20 +17,17 @@ from kseries.kernel.kwarn import (
     warnings_only,
 )
 from kseries.series.apply import AppliedPatch, ApplyResult
-from kseries.stages.build.stage import (
-    BaseCache,
-    StepResult,
+from kseries.stages.build.checks import coverage_check, new_failures
+from kseries.stages.build.coverage import compiled_calls
+from kseries.stages.build.execute import BaseCache
+from kseries.stages.build.make import StepResult, run_make
+from kseries.stages.build.plan import (
+    Plan,
     caller_files,
-    compiled_calls,
-    coverage_check,
     diff_changes,
-    evaluate,
     functions_at,
-    guards,
     is_static,
     make_plan,
-    new_failures,
-    run_make,
     touched_functions,
 )
 from tests.conftest import git
@@ -220,7 +218,6 @@ def test_plan_touched_files_then_callers(api_repo: tuple[Path, str, list[str]]) 
 
 
 def test_coverage_fails_when_a_file_is_built_nowhere() -> None:
-    from kseries.stages.build.stage import Plan
     plan = Plan((), (), {}, (), ())
     matrix = {"a.c": {"x86_64": {"status": "built", "reason": ""},
                       "s390": {"status": "failed", "reason": "fails at patch-2"}},

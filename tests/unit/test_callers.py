@@ -16,13 +16,14 @@ from kseries.core.errors import KseriesError
 from kseries.series.config import Api, Invariant
 from kseries.series.mbox import read_series
 from kseries.stages.callers.api import changed_api
-from kseries.stages.callers.check import bench_callers, check_callers, cross_check
+from kseries.stages.callers.check import check_callers, cross_check
 from kseries.stages.callers.model import CallerReport
 from kseries.stages.callers.spatch import second_opinion
 from kseries.stages.callers.spec import CallerCheckSpec, spec_from_api
 from kseries.stages.callers.stage import run_checker
 from tests.callers_data import FAMILY, SPEC, mail, mail_diffs, patch_diffs
 from tests.conftest import FIXTURES, git
+from tools.bench.callers import bench_callers
 
 HEADER = """#ifndef _LINUX_MEMORY_HOTPLUG_H
 #define _LINUX_MEMORY_HOTPLUG_H

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, NamedTuple
 
+from kseries.kernel.cpp import evaluate
+
 Kind = Literal["call", "definition", "declaration", "address", "macro_call", "export"]
 
 
@@ -142,17 +144,8 @@ def splice(src: str) -> tuple[str, list[int]]:
 
 
 def _constant(tokens: Sequence[Token]) -> bool | None:
-    """The truth of an #if expression that is a plain number like 0 or (1); else None."""
-    inner = list(tokens)
-    while len(inner) >= 3 and inner[0].text == "(" and inner[-1].text == ")":
-        inner = inner[1:-1]
-    if len(inner) != 1 or inner[0].kind != "number":
-        return None
-    digits = inner[0].text.rstrip("uUlL")
-    try:
-        return int(digits, 0) != 0
-    except ValueError:
-        return None
+    """The truth of an #if expression where no macro is known (#if 0, #if (1)); else None."""
+    return evaluate(" ".join(t.text for t in tokens))
 
 
 # A conditional group: (inside a skipped outer group, what is known so far, skipping now).

@@ -16,17 +16,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kseries.core.errors import KseriesError
-from kseries.core.proc import command_line, run
 from kseries.kernel.ctokens import CallSite
 from kseries.kernel.kbuild import KbuildTree
 from kseries.stages.callers.api import changed_api
 from kseries.stages.callers.facts import FileFacts, IncludeCache, file_facts
 from kseries.stages.callers.model import CALL_KINDS, CallerReport, Finding, Prototype, SourceFile
 from kseries.stages.callers.rules import check_assigned_literals, check_call, check_invariants
-from kseries.stages.callers.scan import family_pattern, find_prototypes, scan_tree
+from kseries.stages.callers.scan import find_prototypes, scan_tree
 from kseries.stages.callers.spec import CallerCheckSpec
 
 
@@ -127,32 +125,3 @@ def cross_check(report: CallerReport, compiled_by: Mapping[str, Sequence[str]],
                                 f"no arch build compiled this caller file ({len(calls)} calls); "
                                 f"it is gated by {gate}", "not-compiled"))
     return findings
-
-
-def bench_callers(tree: Path, spec: CallerCheckSpec | None = None, rounds: int = 3
-                  ) -> dict[str, Any]:
-    """Seconds of the whole check vs a bare `git grep -n -E <names>` on TREE (warm cache).
-
-    Each is run once to warm the page cache, then ROUNDS times; the best time counts.
-    """
-    spec = spec or CallerCheckSpec(("add_memory", "__add_memory", "add_memory_resource",
-                                    "add_memory_driver_managed"))
-    grep = ["git", "-C", str(tree), "grep", "-n", "-E", family_pattern(spec.family)]
-
-    def time_grep() -> float:
-        start = time.monotonic()
-        run(grep, check=False)
-        return time.monotonic() - start
-
-    def time_check() -> float:
-        start = time.monotonic()
-        check_callers(tree, spec)
-        return time.monotonic() - start
-
-    time_grep()
-    time_check()
-    grep_s = min(time_grep() for _ in range(rounds))
-    check_s = min(time_check() for _ in range(rounds))
-    return {"tree": str(tree), "check_s": round(check_s, 3), "git_grep_s": round(grep_s, 3),
-            "ratio": round(check_s / grep_s, 2) if grep_s else None,
-            "git_grep_command": command_line(grep), "rounds": rounds}

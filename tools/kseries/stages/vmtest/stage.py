@@ -39,15 +39,12 @@ from kseries.kernel.qemu import (
     resize_virtio_mem,
     run_guest,
 )
-from kseries.kernel.tree import Tree
-from kseries.series.apply import ApplyResult, ensure_worktree, worktree_path
+from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
 from kseries.stages.vmtest.kernel import (
     KernelBuild,
-    build_kernel,
     build_pair,
-    cached_kernel,
     helper_binary,
 )
 
@@ -303,7 +300,7 @@ def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Sta
     return stage_from(outcome, took[0])
 
 
-# -- interface: verify stage, subcommand, bench ---------------------------------------------
+# -- interface: verify stage, subcommand ----------------------------------------------------
 
 
 def vmtest_stage(state: RunState, options: VmOptions) -> Stage:
@@ -383,30 +380,4 @@ STAGE: StageDef[VmOptions] = StageDef(
     tools=lambda o: () if userspace_problem(o.arch) is not None else (
         "make", "ccache", "qemu-system-x86_64", "busybox", "kexec"),
     render=render)
-
-
-def bench_vmtest(ctx: Context) -> dict[str, Any]:
-    """Boot-to-result time of one full guest run (TCG) on the tree's base kernel (built once,
-    then taken from the image cache; the scratch worktree is only touched to build it)."""
-    tree: Tree = ctx.tree()
-    m = machine("x86_64")
-    logs = ctx.cache / "vm" / "bench"
-    with stopwatch() as build_took:
-        build = cached_kernel(ctx.cache, m, "base", tree.base_commit)
-        if build is None:
-            worktree = ensure_worktree(tree, worktree_path(ctx.cache, tree), tree.base_commit)
-            build = build_kernel(worktree, ctx.cache, m, "base", tree.base_commit,
-                                 logs / "build.log")
-    if build.problems:
-        raise KseriesError(f"vm kernel config: {build.problems[0]}")
-    initrd = pack_initramfs(tree.path, ctx.cache, build, "x86_64")
-    result = run_kernel(build, initrd, m, VmOptions(accel="tcg", base=False), "tcg",
-                        logs / "guest")
-    status, summary = result.health()
-    if status != "pass" or result.guest is None or result.ktap is None:
-        raise KseriesError(f"bench guest run failed: {summary} (logs: {logs / 'guest'})")
-    return {"vmtest_boot_to_result_s": result.guest.duration_s, "accel": "tcg",
-            "guest_results": len(result.ktap.results),
-            "guest_failures": sum(1 for r in result.ktap.results if r.status == "fail"),
-            "kernel_cached": build.cached, "kernel_build_s": build_took[0]}
 

@@ -1,8 +1,5 @@
-"""make bench: speed figures printed as ratios (never a timed test; this machine is noisy).
-
-Each section calls the bench_* function of the module that owns the stage and prints what
-it measured. A section that cannot run says why instead of printing a number.
-"""
+"""make bench: run the sections asked for (every one by default), print what each measured
+and write out/bench.json. A section that cannot run says why instead of printing a number."""
 
 from __future__ import annotations
 
@@ -15,40 +12,16 @@ from typing import Any
 from kseries.core.context import Context, Options, make_context
 from kseries.core.errors import KseriesError
 
-
-def callers_section(ctx: Context) -> dict[str, Any]:
-    from kseries.stages.callers.check import bench_callers
-    from kseries.stages.callers.spec import spec_from_api
-
-    tree = ctx.tree()
-    result = bench_callers(tree.path, spec_from_api(ctx.config.api))
-    result["target"] = "caller check <= 2x bare git grep"
-    return result
-
-
-def build_section(ctx: Context) -> dict[str, Any]:
-    from kseries.stages.build.stage import bench_build
-
-    return bench_build(ctx)
-
-
-def kunit_section(ctx: Context) -> dict[str, Any]:
-    from kseries.stages.kunit.stage import bench_kunit
-
-    return bench_kunit(ctx)
-
-
-def vmtest_section(ctx: Context) -> dict[str, Any]:
-    from kseries.stages.vmtest.stage import bench_vmtest
-
-    return bench_vmtest(ctx)
-
+from .build import bench_build
+from .callers import callers_section
+from .kunit import bench_kunit
+from .vmtest import bench_vmtest
 
 SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "callers": callers_section,
-    "build": build_section,
-    "kunit": kunit_section,
-    "vmtest": vmtest_section,
+    "build": bench_build,
+    "kunit": bench_kunit,
+    "vmtest": bench_vmtest,
 }
 
 
@@ -64,7 +37,7 @@ def main(argv: list[str]) -> int:
         print(f"== {name}", flush=True)
         try:
             results[name] = SECTIONS[name](ctx)
-        except (KseriesError, ImportError) as err:
+        except KseriesError as err:
             results[name] = {"error": str(err)}
         for key, value in results[name].items():
             print(f"  {key}: {value}")

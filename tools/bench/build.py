@@ -1,0 +1,212 @@
+"""make bench, build section: the build stage cold, warm and for a new revision, against the
+naive bot (one full defconfig vmlinux per arch, time-boxed and extrapolated) and the floor."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from kseries.core import git as g
+from kseries.core.context import Context
+from kseries.core.proc import require_program, run
+from kseries.core.report import Stage
+from kseries.kernel.arches import Arch, check_toolchain, get_arch, make_command
+from kseries.kernel.kconfig import build_fragments, merge_config
+from kseries.kernel.tree import Tree
+from kseries.series.apply import (
+    ApplyResult,
+    apply_series,
+    checkout,
+    remove_worktree,
+    scratch_branch,
+)
+from kseries.series.mbox import read_series
+from kseries.stages.build.make import run_make
+from kseries.stages.build.options import WARN_FLAGS, BuildOptions
+from kseries.stages.build.plan import diff_changes
+from kseries.stages.build.run import run_build
+
+BENCH_BOX_S = 120.0
+OBJECT_LINE_RE = re.compile(r"echo '  (?:CC|AS)(?: \[M\])? +(\S+\.o)'")
+
+
+@contextmanager
+def _ccache_dir(path: Path | None) -> Iterator[None]:
+    """Point ccache (in every make we start) at PATH for a while; bench only."""
+    old = os.environ.get("CCACHE_DIR")
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["CCACHE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CCACHE_DIR", None)
+        else:
+            os.environ["CCACHE_DIR"] = old
+
+
+def _timed_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOptions
+                 ) -> tuple[float, Stage]:
+    start = time.monotonic()
+    stage = run_build(ctx, tree, applied, options)
+    return round(time.monotonic() - start, 1), stage
+
+
+def revised_series(worktree: Path, applied: ApplyResult, out: Path) -> Path:
+    """A 'v3': the series with one more line of code in its last patch, as an mbox."""
+    last = applied.patches[-1]
+    checkout(worktree, last.commit)
+    changed = next(p for p in diff_changes(worktree, f"{last.commit}^", last.commit)
+                   if p.path.endswith(".c"))
+    source = worktree / changed.path
+    source.write_text(source.read_text() + "\nstatic int __maybe_unused kseries_bench_v3;\n")
+    identity = ["-c", "user.name=kseries bench", "-c", "user.email=bench@localhost"]
+    run(["git", *g.SAFE_CONFIG, *identity, "-C", str(worktree), "commit", "-q", "-a",
+         "--amend", "--no-edit"], what="git commit --amend (bench v3)")
+    mbox = g.git(worktree, "format-patch", "--cover-letter", "--thread", "-v3", "--stdout",
+                 f"--base={applied.base}", f"{applied.base}..HEAD")
+    mbox = mbox.replace("*** SUBJECT HERE ***", "kseries bench: a new revision").replace(
+        "*** BLURB HERE ***", "One more line of code in the last patch.")
+    checkout(worktree, applied.head)
+    out.write_text(mbox + "\n")
+    return out
+
+
+def naive_arch(arch: Arch, worktree: Path, build_dir: Path, box_s: float) -> dict[str, Any]:
+    """The naive bot for ARCH: defconfig + fragments, then a full vmlinux, time-boxed.
+
+    Measured: config and prepare, then `make vmlinux` for BOX_S seconds (objects per second
+    with an empty ccache), the same objects deleted and made again from ccache (the warm
+    rate), and the number of objects the whole vmlinux needs (make -n). The full build is
+    extrapolated."""
+    start = time.monotonic()
+    merge_config(worktree, build_dir, arch, build_fragments(arch))
+    config_s = time.monotonic() - start
+    start = time.monotonic()
+    run_make(make_command(arch, worktree, build_dir, "prepare", extra=WARN_FLAGS))
+    prepare_s = time.monotonic() - start
+    _, dry = run_make(make_command(arch, worktree, build_dir, "vmlinux",
+                                   extra=(*WARN_FLAGS, "-n", "-k")))
+    total = len(set(OBJECT_LINE_RE.findall(dry)))
+    built, cold_s = _boxed_vmlinux(arch, worktree, build_dir, box_s)
+    again, warm_s = _rebuild_from_ccache(arch, worktree, build_dir, built)
+    cold_rate = len(built) / cold_s if built else 0.0
+    warm_rate = len(again) / warm_s if again else 0.0
+    return {
+        "arch": arch.name, "objects_total": total, "config_s": round(config_s, 1),
+        "prepare_s": round(prepare_s, 1), "box_s": round(cold_s, 1),
+        "objects_in_box_cold": len(built), "objects_per_s_cold": round(cold_rate, 2),
+        "objects_rebuilt_from_ccache": len(again), "rebuild_s": round(warm_s, 1),
+        "objects_per_s_warm": round(warm_rate, 2),
+        "extrapolated_cold_s": round(config_s + prepare_s + total / cold_rate, 1)
+        if cold_rate else None,
+        "extrapolated_warm_s": round(total / warm_rate, 1) if warm_rate else None,
+    }
+
+
+def _objects_in(build_dir: Path) -> set[str]:
+    skip = ("scripts/", "tools/", "arch/x86/tools/", "arch/x86/boot/")
+    found = {str(p.relative_to(build_dir)) for p in build_dir.rglob("*.o")}
+    return {o for o in found if not o.startswith(skip)}
+
+
+def _boxed_vmlinux(arch: Arch, worktree: Path, build_dir: Path, box_s: float
+                   ) -> tuple[set[str], float]:
+    """Run make vmlinux for at most BOX_S seconds; the objects it made and the time taken."""
+    before = _objects_in(build_dir)
+    cmd = make_command(arch, worktree, build_dir, "vmlinux", extra=WARN_FLAGS)
+    args = [require_program(cmd[0]), *cmd[1:]]
+    start = time.monotonic()
+    with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True) as proc:
+        while proc.poll() is None and time.monotonic() - start < box_s:
+            time.sleep(1.0)
+        took = time.monotonic() - start
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    return _objects_in(build_dir) - before, took
+
+
+def _rebuild_from_ccache(arch: Arch, worktree: Path, build_dir: Path, objects: set[str]
+                         ) -> tuple[set[str], float]:
+    """Delete OBJECTS and make them again (every compile a ccache hit): the warm rate."""
+    for obj in objects:
+        (build_dir / obj).unlink(missing_ok=True)
+    start = time.monotonic()
+    run_make(make_command(arch, worktree, build_dir, *sorted(objects),
+                          extra=(*WARN_FLAGS, "-k")))
+    took = time.monotonic() - start
+    return {o for o in objects if (build_dir / o).exists()}, took
+
+
+def bench_build(ctx: Context) -> dict[str, Any]:
+    """make bench: the build stage cold, warm and for a new revision, against the naive bot
+    (one full defconfig vmlinux per arch, time-boxed and extrapolated) and the floor (one
+    config + prepare + the objects once per arch, from the cold run's own steps)."""
+    box_s = float(os.environ.get("KSERIES_BENCH_BOX_S", BENCH_BOX_S))
+    tree = ctx.tree()
+    options = BuildOptions(tuple(get_arch(a) for a in ctx.config.arches))
+    for arch in options.arches:
+        check_toolchain(arch)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=ctx.cache) as scratch_name:
+        scratch = Path(scratch_name)
+        bench_ctx = replace(ctx, cache=scratch / "cache",
+                            options=replace(ctx.options, out=scratch / "out"))
+        applied = apply_series(tree, ctx.series(), bench_ctx.cache, ctx.config.name,
+                               ctx.revision_name)
+        try:
+            with _ccache_dir(scratch / "ccache"):
+                cold_s, cold = _timed_build(bench_ctx, tree, applied, options)
+                warm_s, _ = _timed_build(bench_ctx, tree, applied, options)
+                v3 = revised_series(applied.worktree, applied, scratch / "v3.mbx")
+                applied3 = apply_series(tree, read_series(v3), bench_ctx.cache,
+                                        ctx.config.name, "bench-v3")
+                revision_s, _ = _timed_build(bench_ctx, tree, applied3, options)
+            with _ccache_dir(scratch / "ccache-naive"):
+                naive = [naive_arch(arch, applied.worktree, scratch / f"naive-{arch.name}",
+                                    box_s) for arch in options.arches]
+        finally:
+            remove_worktree(tree, applied.worktree)
+            g.git(tree.path, "branch", "-D", "-q", scratch_branch(ctx.config.name, "bench-v3"),
+                  check=False)
+    return bench_figures(cold, cold_s, warm_s, revision_s, naive, box_s)
+
+
+def bench_figures(cold: Stage, cold_s: float, warm_s: float, revision_s: float,
+                  naive: Sequence[Mapping[str, Any]], box_s: float) -> dict[str, Any]:
+    arches = cold.data.get("arches", {})
+    config_s = sum(c.duration_s for c in cold.checks if c.name.endswith(" config"))
+    base_s = sum(c.duration_s for c in cold.checks if c.name.endswith(" base"))
+    floor_s = round(config_s + base_s, 1)
+    naive_cold = sum(n["extrapolated_cold_s"] or 0.0 for n in naive)
+    naive_warm = sum(n["extrapolated_warm_s"] or 0.0 for n in naive)
+    return {
+        "status": cold.status,
+        "arches": ", ".join(arches),
+        "targeted_cold_s": cold_s, "targeted_warm_s": warm_s,
+        "targeted_new_revision_warm_s": revision_s,
+        "floor_s (config + prepare + objects once, per arch, from the cold run)": floor_s,
+        "ratio_targeted_cold_vs_floor": round(cold_s / floor_s, 2) if floor_s else None,
+        "naive_cold_s (extrapolated)": round(naive_cold, 1),
+        "naive_warm_s (extrapolated, all ccache hits)": round(naive_warm, 1),
+        "ratio_naive_vs_targeted_cold": round(naive_cold / cold_s, 1) if cold_s else None,
+        "ratio_naive_vs_floor (both build each arch's config once, the naive bot all of it)":
+            round(naive_cold / floor_s, 1) if floor_s else None,
+        "ratio_naive_vs_targeted_warm": round(naive_warm / warm_s, 1) if warm_s else None,
+        "naive_box_s": box_s,
+        "naive_per_arch": list(naive),
+        "note": "naive = one full defconfig+fragments vmlinux per arch (head only, no base, "
+                "no per-patch builds); built for a fixed time, then extrapolated from "
+                "objects/s to the object count of `make -n vmlinux`",
+    }
