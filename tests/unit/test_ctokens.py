@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from kseries.kernel.ctokens import (
-    CallSite,
-    find_calls,
-    function_spans,
-    join_tokens,
-    signatures_in,
-    tokenize,
-)
+from kseries.kernel.ccalls import find_calls, signatures_in
+from kseries.kernel.ctokens import CallSite, function_spans, join_tokens, tokenize
 
 FAMILY = ("add_memory", "__add_memory", "add_memory_resource", "add_memory_driver_managed")
 

@@ -14,7 +14,8 @@ from unidiff.patch import PatchSet
 from kseries.core import git as g
 from kseries.core.proc import run
 from kseries.kernel import kbuild
-from kseries.kernel.ctokens import find_calls, function_spans, signatures_in, tokenize
+from kseries.kernel.ccalls import find_calls, signatures_in
+from kseries.kernel.ctokens import function_spans, tokenize
 from kseries.series.apply import ApplyResult
 
 NOT_KERNEL_OBJECTS = ("tools/", "scripts/", "Documentation/", "usr/")

@@ -12,13 +12,13 @@ from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, PatchSet
 
 from kseries.core.errors import KseriesError
+from kseries.kernel.ccalls import signatures_in
 from kseries.kernel.ctokens import (
     TYPE_KEYWORDS,
     CallSite,
     Token,
     function_spans,
     looks_like_params,
-    signatures_in,
     tokenize,
 )
 from kseries.stages.callers.model import ChangedApi, ChangedFunction

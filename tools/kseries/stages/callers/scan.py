@@ -7,14 +7,8 @@ from pathlib import Path
 
 from kseries.core.errors import KseriesError
 from kseries.core.proc import run
-from kseries.kernel.ctokens import (
-    TYPE_KEYWORDS,
-    CallSite,
-    analyse,
-    find_calls_in,
-    join_tokens,
-    tokenize,
-)
+from kseries.kernel.ccalls import find_calls_in
+from kseries.kernel.ctokens import TYPE_KEYWORDS, CallSite, analyse, join_tokens, tokenize
 from kseries.stages.callers.model import Finding, Param, Prototype, SourceFile
 from kseries.stages.callers.spec import CallerCheckSpec
 
