@@ -14,6 +14,10 @@ COVER = "Demo series for tests\n\nIt changes two lines of mm/a.c.\n"
 
 @pytest.fixture
 def workspace(small_repo: Path, tmp_path: Path) -> dict[str, Path]:
+    return make_workspace(small_repo, tmp_path)
+
+
+def make_workspace(small_repo: Path, tmp_path: Path) -> dict[str, Path]:
     """A user repo with branch 'work' (2 patches) and a private copy of series.toml."""
     git(small_repo, "checkout", "-q", "-b", "work")
     for old, new in (("int line3;\n", "int line3_renamed;\n"), ("int line15;\n", "long line15;\n")):

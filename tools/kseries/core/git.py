@@ -1,20 +1,46 @@
-"""Small git helpers on top of proc.run (plumbing commands, argument lists)."""
+"""The one git module: repositories through GitPython, every git in a hermetic environment.
+
+Hermetic: a user's ~/.gitconfig or /etc/gitconfig (format.signOff, diff.algorithm,
+core.abbrev, am.threeWay, commit.gpgSign, ...) must not change what kseries applies,
+exports or imports, so git reads only the repository's own config plus SAFE_SETTINGS
+(GIT_CONFIG_GLOBAL=/dev/null, GIT_CONFIG_NOSYSTEM=1, GIT_CONFIG_COUNT=...), and no inherited
+GIT_* variable (a hook's GIT_DIR or GIT_INDEX_FILE) points git at another repository.
+hermetic_env() is that environment for programs that run git themselves (b4).
+
+Every git command has a time limit (GIT_TIMEOUT_S): GitPython kills git and its children
+when it is reached, and run_git() turns that into a ToolTimeout.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from kseries.core.errors import KseriesError
-from kseries.core.proc import run
+from kseries.core.proc import TIMEOUT_S, ToolTimeout, last_line, require_program
 
-# Settings that make our own git operations independent of the user's config.
-SAFE_CONFIG = (
-    "-c", "core.autocrlf=false",
-    "-c", "core.fileMode=true",
-    "-c", "commit.gpgsign=false",
-    "-c", "gc.auto=0",
-    "-c", "advice.detachedHead=false",
-)
+# GitPython looks for git when it is imported and raises ImportError without one; kseries
+# names the missing package instead (require_program) when it first runs git.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+import git as gitpython
+
+GIT_TIMEOUT_S = TIMEOUT_S["git"]
+
+# Settings that make our own git operations independent of the repository's config too.
+SAFE_SETTINGS: Mapping[str, str] = {
+    "core.autocrlf": "false",
+    "core.fileMode": "true",
+    "commit.gpgsign": "false",
+    "gc.auto": "0",
+    "advice.detachedHead": "false",
+}
+# The same as command-line options, for git run through proc.run.
+SAFE_CONFIG = tuple(arg for key, value in SAFE_SETTINGS.items() for arg in ("-c", f"{key}={value}"))
 
 # Blob ids in a patch's "index" lines at a fixed length (the kernel's core.abbrev): git's
 # default grows with the number of *packed* objects, so the same commits would give other
@@ -22,37 +48,255 @@ SAFE_CONFIG = (
 INDEX_ABBREV = "--abbrev=12"
 
 
-def git(repo: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
+def forget_inherited_git_environment() -> None:
+    """Drop GIT_* variables inherited from a calling git (hook, alias, rebase --exec).
+
+    GitPython reads os.environ when it opens a repository and for every command, and
+    cannot unset a variable per command, so they leave this process. GIT_PYTHON_* are
+    GitPython's own settings and stay."""
+    for name in [n for n in os.environ if n.startswith("GIT_")]:
+        if not name.startswith("GIT_PYTHON_"):
+            del os.environ[name]
+
+
+def hermetic_env() -> dict[str, str]:
+    """The variables that make any git (ours, or b4's) ignore the user's and system config."""
+    forget_inherited_git_environment()
+    env = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_CONFIG_COUNT": str(len(SAFE_SETTINGS))}
+    for number, (key, value) in enumerate(SAFE_SETTINGS.items()):
+        env[f"GIT_CONFIG_KEY_{number}"] = key
+        env[f"GIT_CONFIG_VALUE_{number}"] = value
+    return env
+
+
+class HermeticGit(gitpython.Git):
+    """GitPython's git command interface, always with hermetic_env()."""
+
+    def __init__(self, working_dir: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(working_dir)
+        self.update_environment(**hermetic_env())
+
+
+class HermeticRepo(gitpython.Repo):
+    """A GitPython repository whose commands run with hermetic_env()."""
+
+    GitCommandWrapperType = HermeticGit
+
+
+@dataclass(frozen=True)
+class GitRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_git(repo: Path, *args: str, config: Mapping[str, str] | None = None,
+            env: Mapping[str, str] | None = None, input_text: str | None = None,
+            check: bool = True, timeout_s: float = GIT_TIMEOUT_S) -> GitRun:
+    """`git -C REPO [-c CONFIG...] ARGS` (hermetic); with CHECK a failure is a KseriesError."""
+    options = [arg for key, value in (config or {}).items() for arg in ("-c", f"{key}={value}")]
+    command = [require_program("git"), "-C", str(repo), *options, *args]
+    label = f"git {args[0]}"
+    with _stdin(input_text) as stream:
+        status, raw, err = HermeticGit(repo).execute(
+            command, istream=stream, env=env, kill_after_timeout=timeout_s,
+            with_extended_output=True, with_exceptions=False, stdout_as_string=False,
+            strip_newline_in_stdout=False)
+    # GitPython reports its own kill as SIGKILL with a "Timeout:" message.
+    if status == -signal.SIGKILL and err.startswith("Timeout:"):
+        raise ToolTimeout(f"{label} in {repo} timed out after {timeout_s:g} s; it was killed "
+                          "with its child processes")
+    result = GitRun(status, raw.decode(errors="replace"), _clean(err))
+    if check and status != 0:
+        raise KseriesError(f"{label} failed (exit {status}): {last_line(result.output)}")
+    return result
+
+
+def _clean(text: str) -> str:
+    """GitPython decodes stderr with surrogate escapes; make it printable text."""
+    return text.encode(errors="surrogateescape").decode(errors="replace")
+
+
+@contextmanager
+def _stdin(text: str | None) -> Iterator[int | None]:
+    """TEXT as a file descriptor for git's standard input (GitPython takes no string)."""
+    if text is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as stream:
+        stream.write(text.encode())
+        stream.seek(0)
+        yield stream.fileno()
+
+
+def git(repo: Path, *args: str, check: bool = True, input_text: str | None = None,
+        env: Mapping[str, str] | None = None) -> str:
     """Run git in REPO and return stdout (stripped of the final newline)."""
-    proc = run(["git", *SAFE_CONFIG, "-C", str(repo), *args], check=check, input_text=input_text,
-               what=f"git {args[0]}")
-    return proc.stdout.rstrip("\n")
+    return run_git(repo, *args, check=check, input_text=input_text, env=env).stdout.rstrip("\n")
+
+
+@contextmanager
+def open_repo(path: Path) -> Iterator[gitpython.Repo]:
+    """The repository PATH is in (like `git -C PATH`), closed (its git helpers ended) after."""
+    require_program("git")
+    forget_inherited_git_environment()
+    try:
+        repo = HermeticRepo(path, search_parent_directories=True)
+    except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+        raise KseriesError(f"{path} is not in a git repository") from None
+    with repo:
+        yield repo
+
+
+# --- repositories, refs, commits ----------------------------------------------------------
 
 
 def is_git_repo(path: Path) -> bool:
-    proc = run(["git", "-C", str(path), "rev-parse", "--git-dir"], check=False)
-    return proc.returncode == 0
+    try:
+        with open_repo(path):
+            return True
+    except KseriesError:
+        return False
 
 
 def toplevel(path: Path) -> Path:
-    return Path(git(path, "rev-parse", "--show-toplevel"))
+    with open_repo(path) as repo:
+        top = repo.working_tree_dir
+    if top is None:
+        raise KseriesError(f"{path} is a bare git repository; pass a checkout with files")
+    return Path(top).resolve()
+
+
+def git_dir(worktree: Path) -> Path:
+    """WORKTREE's own git directory (a linked worktree's is under the main .git/worktrees/)."""
+    with open_repo(worktree) as repo:
+        return Path(repo.git_dir)
 
 
 def resolve_commit(repo: Path, rev: str) -> str | None:
     """The full commit id of REV in REPO, or None when REPO does not know it."""
-    proc = run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-               check=False)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    found = run_git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
 
 
 def head_commit(repo: Path) -> str:
-    commit = resolve_commit(repo, "HEAD")
-    if commit is None:
-        raise KseriesError(f"{repo} has no commits; commit the kernel source first")
-    return commit
+    with open_repo(repo) as opened:
+        try:
+            return opened.head.commit.hexsha
+        except ValueError:  # HEAD names a branch without commits
+            raise KseriesError(f"{repo} has no commits; commit the kernel source first") from None
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    proc = run(["git", "-C", str(repo), "merge-base", "--is-ancestor", ancestor, descendant],
-               check=False)
-    return proc.returncode == 0
+    return run_git(repo, "merge-base", "--is-ancestor", ancestor, descendant,
+                   check=False).returncode == 0
+
+
+def first_parent(repo: Path, commit: str) -> str:
+    with open_repo(repo) as opened:
+        parents = opened.commit(commit).parents
+    if not parents:
+        raise KseriesError(f"commit {commit[:12]} in {repo} has no parent")
+    return parents[0].hexsha
+
+
+def commits_between(repo: Path, base: str, head: str) -> list[str]:
+    """The commit ids of BASE..HEAD, oldest first."""
+    return git(repo, "rev-list", "--reverse", f"{base}..{head}").split()
+
+
+def author(repo: Path, rev: str) -> tuple[str, str]:
+    """(name, email) of the author of commit REV."""
+    commit = resolve_commit(repo, rev)
+    if commit is None:
+        raise KseriesError(f"'{rev}' is not a commit in {repo}")
+    with open_repo(repo) as opened:
+        who = opened.commit(commit).author
+    return who.name or "", who.email or ""
+
+
+def file_at(repo: Path, commit: str, path: str) -> str:
+    """The text of PATH as of COMMIT."""
+    with open_repo(repo) as opened:
+        try:
+            blob = opened.commit(commit).tree / path
+        except KeyError:
+            raise KseriesError(f"{path} is not in {commit[:12]} of {repo}") from None
+        data: bytes = blob.data_stream.read()
+    return data.decode(errors="replace")
+
+
+def config_value(repo: Path, key: str) -> str:
+    """KEY from REPO's own config, or '' when it is not set."""
+    return git(repo, "config", "--get", key, check=False)
+
+
+def set_branch(repo: Path, branch: str, commit: str) -> None:
+    git(repo, "branch", "-f", branch, commit)
+
+
+
+# --- worktrees ----------------------------------------------------------------------------
+
+
+def add_worktree(repo: Path, path: Path, commit: str, branch: str | None = None) -> None:
+    """A worktree of REPO at PATH checked out at COMMIT: detached, or on BRANCH (reset to
+    COMMIT); stale worktree entries are pruned first."""
+    prune_worktrees(repo)
+    on = ["--detach"] if branch is None else ["-B", branch]
+    git(repo, "worktree", "add", "-q", "-f", *on, str(path), commit)
+
+
+def remove_worktree(repo: Path, path: Path) -> None:
+    git(repo, "worktree", "remove", "--force", str(path), check=False)
+
+
+def prune_worktrees(repo: Path) -> None:
+    git(repo, "worktree", "prune")
+
+
+def force_checkout(worktree: Path, commit: str, branch: str | None = None) -> None:
+    """Put WORKTREE at COMMIT (detached, or on BRANCH), dropping every local change and
+    untracked file: only for our own scratch and edit worktrees."""
+    on = ["--detach"] if branch is None else ["-B", branch]
+    git(worktree, "checkout", "-q", "-f", *on, commit)
+    git(worktree, "clean", "-q", "-f", "-d")
+
+
+# --- patches ------------------------------------------------------------------------------
+
+
+def am(worktree: Path, mbx: Path, identity: Mapping[str, str]) -> GitRun:
+    """git am MBX in WORKTREE as committer IDENTITY (user.name, user.email); committer
+    dates from the patches, so the same mbox on the same base gives the same commits."""
+    return run_git(worktree, "am", "--committer-date-is-author-date", str(mbx),
+                   config=identity, check=False)
+
+
+def am_abort(worktree: Path) -> None:
+    run_git(worktree, "am", "--abort", check=False)
+
+
+def patch_ids(repo: Path, text: str) -> list[tuple[str, str]]:
+    """(patch-id --stable, commit id) of each patch in TEXT (commit id zero for a bare diff)."""
+    out = git(repo, "patch-id", "--stable", input_text=text)
+    return [(fields[0], fields[1]) for line in out.splitlines() if len(fields := line.split()) == 2]
+
+
+def format_patch(repo: Path, *args: str, sender: tuple[str, str] | None = None) -> str:
+    """`git format-patch --stdout ARGS`: no signature (it would name our git version) and
+    index lines at INDEX_ABBREV, so the bytes depend on the commits only. SENDER (name,
+    email) is who sends the mails: the cover letter's From and the Message-Id domain."""
+    identity = {"user.name": sender[0], "user.email": sender[1]} if sender else None
+    return run_git(repo, "format-patch", "--stdout", "--no-signature", INDEX_ABBREV, *args,
+                   config=identity).stdout.rstrip("\n")
+
+
+def range_diff(repo: Path, old: tuple[str, str], new: tuple[str, str]) -> str:
+    """git range-diff of OLD and NEW, each (base, head)."""
+    return git(repo, "range-diff", "--no-color", f"{old[0]}..{old[1]}", f"{new[0]}..{new[1]}")

@@ -1,14 +1,25 @@
-"""Running external programs: argument lists only, errors as one line."""
+"""Running external programs: argument lists only, a time limit on every call, errors as
+one line.
+
+Each program runs in its own process group (session), so a timeout, Ctrl-C or any other
+exception in kseries kills the whole group with SIGKILL: no make, compiler or QEMU
+grandchild outlives the call. The child gets LC_ALL=C, so the output we parse is not
+localised.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from kseries.core.errors import KseriesError
 
@@ -35,6 +46,26 @@ PACKAGE_OF: Mapping[str, str] = {
     "busybox": "busybox-static",
 }
 
+# Seconds a program may run when the caller gives no timeout_s: generous bounds for a
+# hung tool, not estimates (a full kernel build with a cold ccache takes well over an hour).
+TIMEOUT_S: Mapping[str, float] = {
+    "git": 600,
+    "b4": 600,
+    "make": 3 * 60 * 60,
+    "spatch": 30 * 60,
+    "apt-get": 30 * 60,
+    "dpkg-deb": 10 * 60,
+    "tar": 30 * 60,
+}
+DEFAULT_TIMEOUT_S = 600.0
+
+# Children parse no localised messages and print no localised quotes.
+CHILD_LOCALE = {"LC_ALL": "C", "LANG": "C"}
+
+
+class ToolTimeout(KseriesError):
+    """An external program ran past its time limit and was killed with its process group."""
+
 
 def require_program(name: str) -> str:
     """Return the full path of NAME or fail naming the package that provides it."""
@@ -52,33 +83,106 @@ def command_line(cmd: Sequence[str | Path], cwd: Path | None = None) -> str:
     return f"cd {shlex.quote(str(cwd))} && {text}" if cwd else text
 
 
+def default_timeout(program: str) -> float:
+    return TIMEOUT_S.get(Path(program).name, DEFAULT_TIMEOUT_S)
+
+
 def run(
     cmd: Sequence[str | Path],
+    *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    check: bool = True,
+    timeout_s: float | None = None,
     input_text: str | None = None,
+    check: bool = True,
     what: str | None = None,
+    log: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run CMD capturing text output; with CHECK, a failure is a one-line KseriesError."""
+    """Run CMD (ENV on top of ours) and return its text output; with CHECK, a failure is a
+    one-line KseriesError, and running past TIMEOUT_S (default: per program) a ToolTimeout.
+
+    With LOG, stdout and stderr go to LOG as one stream after a '$ <command line>' line (a log
+    reads as a terminal would show it) and come back as stdout; stderr is then empty."""
     args = [str(part) for part in cmd]
-    args[0] = require_program(args[0])
-    full_env = {**os.environ, **env} if env else None
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        env=full_env,
-        input=input_text,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    label = what or command_line(args)
+    limit = default_timeout(args[0]) if timeout_s is None else timeout_s
+    spawn = Spawn((require_program(args[0]), *args[1:]), cwd, child_environment(env),
+                  input_text, limit, label)
+    proc = spawn.logged(log) if log is not None else spawn.captured()
     if check and proc.returncode != 0:
-        label = what or command_line(args)
         detail = last_line(proc.stderr or proc.stdout)
         raise KseriesError(f"{label} failed (exit {proc.returncode}): {detail}")
     return proc
+
+
+def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    return {**os.environ, **CHILD_LOCALE, **(env or {})}
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """One run of a program in its own process group (see run())."""
+
+    args: tuple[str, ...]
+    cwd: Path | None
+    env: dict[str, str]
+    input_text: str | None
+    timeout_s: float
+    label: str
+
+    def captured(self) -> subprocess.CompletedProcess[str]:
+        with self._popen(subprocess.PIPE, subprocess.PIPE) as proc, _group_of(proc):
+            try:
+                out, err = proc.communicate(self.input_text, timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                raise self._timed_out(None) from None
+        return subprocess.CompletedProcess(list(self.args), proc.returncode, out, err)
+
+    def logged(self, log: Path) -> subprocess.CompletedProcess[str]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", errors="replace") as stream:
+            stream.write(f"$ {command_line(self.args, self.cwd)}\n")
+            stream.flush()
+            start = stream.tell()
+            with self._popen(stream, subprocess.STDOUT) as proc, _group_of(proc):
+                try:
+                    proc.communicate(self.input_text, timeout=self.timeout_s)
+                except subprocess.TimeoutExpired:
+                    stream.write(f"\nkseries: killed after {self.timeout_s:g} s\n")
+                    raise self._timed_out(log) from None
+        with log.open("rb") as stream:
+            stream.seek(start)
+            output = stream.read().decode(errors="replace")
+        return subprocess.CompletedProcess(list(self.args), proc.returncode, output, "")
+
+    def _popen(self, stdout: int | IO[str], stderr: int) -> subprocess.Popen[str]:
+        stdin = subprocess.DEVNULL if self.input_text is None else subprocess.PIPE
+        return subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdin=stdin,
+                                stdout=stdout, stderr=stderr, text=True, errors="replace",
+                                start_new_session=True)
+
+    def _timed_out(self, log: Path | None) -> ToolTimeout:
+        """The error for a timeout (_group_of kills the group as it propagates)."""
+        where = f"; its output is in {log}" if log else ""
+        return ToolTimeout(f"{self.label} timed out after {self.timeout_s:g} s; it was killed "
+                           f"with its child processes{where}")
+
+
+@contextlib.contextmanager
+def _group_of(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """Kill PROC's process group when anything interrupts the wait (timeout, Ctrl-C, ...)."""
+    try:
+        yield
+    except BaseException:
+        kill_group(proc)
+        raise
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the process group PROC leads (it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def last_line(text: str) -> str:

@@ -185,7 +185,6 @@ def import_into_git(source: Path, base: Base, date: str) -> str:
                "of the top-level .gitignore (it ignores every top-level path) is removed.\n")
     g.git(source, "init", "-q", "-b", IMPORT_BRANCH)
     g.git(source, "add", "-f", "-A")
-    run(["git", *g.SAFE_CONFIG, "-C", str(source), "commit", "-q", "--no-verify", "-F", "-"],
-        env=env, input_text=message, what="git commit (tree import)")
+    g.git(source, "commit", "-q", "--no-verify", "-F", "-", env=env, input_text=message)
     g.git(source, "tag", IMPORT_TAG)
     return g.head_commit(source)

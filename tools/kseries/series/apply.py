@@ -61,9 +61,8 @@ def scratch_branch(series_name: str, revision: str) -> str:
 def ensure_worktree(tree: Tree, path: Path, commit: str) -> Path:
     """A detached worktree of TREE at PATH (created or reused), checked out at COMMIT."""
     if not (path / ".git").exists():
-        g.git(tree.path, "worktree", "prune")
         path.parent.mkdir(parents=True, exist_ok=True)
-        g.git(tree.path, "worktree", "add", "--detach", "-f", str(path), commit)
+        g.add_worktree(tree.path, path, commit)
     else:
         checkout(path, commit)
     return path
@@ -71,8 +70,7 @@ def ensure_worktree(tree: Tree, path: Path, commit: str) -> Path:
 
 def drop_stale_index_lock(worktree: Path, min_age_s: float = 60.0) -> None:
     """Remove an index.lock left in OUR scratch worktree by a killed git (older than a minute)."""
-    git_dir = g.git(worktree, "rev-parse", "--absolute-git-dir", check=False)
-    lock = Path(git_dir or "/nonexistent") / "index.lock"
+    lock = g.git_dir(worktree) / "index.lock"
     if lock.is_file() and time.time() - lock.stat().st_mtime > min_age_s:
         lock.unlink()
 
@@ -81,9 +79,8 @@ def checkout(worktree: Path, commit: str) -> None:
     """Force our scratch worktree to COMMIT (it is ours: nothing of the user's lives there)."""
     if (worktree / ".git").is_file():
         drop_stale_index_lock(worktree)
-        g.git(worktree, "am", "--abort", check=False)
-    g.git(worktree, "checkout", "-q", "-f", "--detach", commit)
-    g.git(worktree, "clean", "-q", "-f", "-d")
+        g.am_abort(worktree)
+    g.force_checkout(worktree, commit)
 
 
 def choose_base(tree: Tree, series: Series, onto: str | None) -> tuple[str, list[str]]:
@@ -114,8 +111,8 @@ def patch_ids(repo: Path, diffs: list[str]) -> list[str]:
     """git patch-id --stable of each diff text (content identity, ignoring line numbers)."""
     ids = []
     for diff in diffs:
-        out = g.git(repo, "patch-id", "--stable", input_text=diff)
-        ids.append(out.split()[0] if out else "")
+        found = g.patch_ids(repo, diff)
+        ids.append(found[0][0] if found else "")
     return ids
 
 
@@ -124,8 +121,7 @@ def find_already_applied(tree: Tree, series: Series) -> tuple[AppliedPatch, ...]
     wanted = patch_ids(tree.path, [p.diff for p in series.patches])
     log = g.git(tree.path, "log", "-p", "--min-parents=1", "--max-parents=1", "-n", "200",
                 "--format=commit %H", "HEAD")
-    found = g.git(tree.path, "patch-id", "--stable", input_text=log + "\n") if log else ""
-    commit_of = {pid: commit for pid, commit in (line.split() for line in found.splitlines())}
+    commit_of = dict(g.patch_ids(tree.path, log + "\n")) if log else {}
     if not all(pid in commit_of for pid in wanted):
         return None
     return tuple(AppliedPatch(p.index, p.subject, commit_of[pid])
@@ -138,7 +134,7 @@ def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revi
     worktree = worktree_path(cache, tree)
     already = find_already_applied(tree, series)
     if already is not None:
-        first_parent = g.git(tree.path, "rev-parse", f"{already[0].commit}^")
+        first_parent = g.first_parent(tree.path, already[0].commit)
         return ApplyResult(worktree, branch, first_parent, already[-1].commit, already, True,
                            (f"series is already applied in {tree.path} (HEAD)",),
                            command_line(["git", "-C", str(tree.path), "log", "--oneline",
@@ -153,8 +149,8 @@ def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revi
         am_output = git_am(worktree, series, mbx, base)
     notes.extend(WHITESPACE_RE.findall(am_output))
     head = g.head_commit(worktree)
-    g.git(tree.path, "branch", "-f", branch, head)
-    commits = g.git(worktree, "rev-list", "--reverse", f"{base}..{head}").split()
+    g.set_branch(tree.path, branch, head)
+    commits = g.commits_between(worktree, base, head)
     patches = tuple(AppliedPatch(p.index, p.subject, c)
                     for p, c in zip(series.patches, commits, strict=False))
     return ApplyResult(worktree, branch, base, head, patches, False, tuple(notes), reproducer)
@@ -171,8 +167,9 @@ def b4_prepare(worktree: Path, mbox: Path, scratch: Path) -> tuple[Path, list[st
         mbox.write_text(threaded)
         notes.append("the mbox has messages without Message-Id (git format-patch without "
                      "--thread); kseries threaded them under the first message for b4")
+    # b4 reads its settings with git config and runs git: the same hermetic environment.
     proc = run(["b4", "-n", "am", "-m", str(mbox.resolve()), "-o", str(scratch / "am")],
-               cwd=worktree, check=False)
+               cwd=worktree, env=g.hermetic_env(), check=False)
     output = proc.stdout + proc.stderr
     produced = sorted((scratch / "am").glob("*.mbx"))
     if proc.returncode != 0 or not produced:
@@ -190,17 +187,11 @@ def _b4_problem(output: str) -> str:
 
 def git_am(worktree: Path, series: Series, mbx: Path, base: str) -> str:
     """git am in the worktree; on failure abort, reset to BASE and explain which hunk failed."""
-    proc = run(["git", *g.SAFE_CONFIG, *_identity_args(), "-C", str(worktree), "am",
-                "--committer-date-is-author-date", str(mbx)], check=False)
-    output = proc.stdout + proc.stderr
-    if proc.returncode == 0:
-        return output
+    applied = g.am(worktree, mbx, APPLY_IDENTITY)
+    if applied.returncode == 0:
+        return applied.output
     checkout(worktree, base)
-    raise KseriesError(describe_am_failure(series, output))
-
-
-def _identity_args() -> list[str]:
-    return [arg for key, value in APPLY_IDENTITY.items() for arg in ("-c", f"{key}={value}")]
+    raise KseriesError(describe_am_failure(series, applied.output))
 
 
 def describe_am_failure(series: Series, output: str) -> str:
@@ -238,7 +229,7 @@ def hunk_header(diff: str, path: str, line: int) -> str | None:
 
 def remove_worktree(tree: Tree, worktree: Path) -> None:
     """Drop our scratch worktree (tests and `kseries apply --clean`)."""
-    g.git(tree.path, "worktree", "remove", "--force", str(worktree), check=False)
+    g.remove_worktree(tree.path, worktree)
     if worktree.exists():
         shutil.rmtree(worktree)
-    g.git(tree.path, "worktree", "prune")
+    g.prune_worktrees(tree.path)

@@ -98,12 +98,12 @@ def export_mbox(repo: Path, base: str, branch: str, revision: str, cover_text: s
         raise KseriesError(f"branch '{branch}' does not exist in {repo}")
     if not g.is_ancestor(repo, base, branch):
         raise KseriesError(f"branch '{branch}' is not on top of the base {base[:12]}; rebase it")
-    count = len(g.git(repo, "rev-list", f"{base}..{branch}").split())
-    if count == 0:
+    if not g.commits_between(repo, base, branch):
         raise KseriesError(f"branch '{branch}' has no commits on top of the base {base[:12]}")
-    raw = g.git(repo, "format-patch", "--stdout", "--cover-letter", "--thread", "--zero-commit",
-                g.INDEX_ABBREV, f"-v{revision_number(revision)}", f"--base={base}",
-                f"{base}..{branch}")
+    # The branch's author sends the series (not whoever git config names on this machine).
+    raw = g.format_patch(repo, "--cover-letter", "--thread", "--zero-commit",
+                         f"-v{revision_number(revision)}", f"--base={base}", f"{base}..{branch}",
+                         sender=g.author(repo, branch))
     return stable_message_ids(fill_cover(raw + "\n", cover_text), cid, revision, sender_domain)
 
 
@@ -155,10 +155,6 @@ def record_revision(series_file: Path, revision: str, mbox_name: str) -> None:
     series_file.write_text(text)
 
 
-def range_diff(repo: Path, old: tuple[str, str], new: tuple[str, str]) -> str:
-    return g.git(repo, "range-diff", "--no-color", f"{old[0]}..{old[1]}", f"{new[0]}..{new[1]}")
-
-
 KIND_OF_MARK: dict[str, ChangeKind] = {"=": "unchanged", "!": "changed", "<": "dropped",
                                        ">": "new"}
 
@@ -193,5 +189,5 @@ def split_range_diff(text: str) -> list[tuple[re.Match[str], list[str]]]:
 def diff_revisions(tree: Tree, old_name: str, old: tuple[str, str], new_name: str,
                    new: tuple[str, str]) -> RevisionDiff:
     """Compare two applied revisions, each given as (base, head) commits in TREE's repo."""
-    text = range_diff(tree.path, old, new)
+    text = g.range_diff(tree.path, old, new)
     return RevisionDiff(old_name, new_name, old[0], new[0], parse_range_diff(text), text)

@@ -87,16 +87,15 @@ def cover_text(ctx: Context, tree: Tree, branch: str, revision: str, given: Path
         return path.read_text()
     if given is not None:
         raise KseriesError(f"cover letter file {given} does not exist")
-    proc = g.git(tree.path, "config", f"branch.{branch}.description", check=False)
-    if proc.strip():
-        return proc
+    description = g.config_value(tree.path, f"branch.{branch}.description")
+    if description.strip():
+        return description
     raise KseriesError(f"no cover letter text: write {path} (subject line, blank line, body) or "
                        f"set it with 'git branch --edit-description {branch}'")
 
 
 def author_domain(repo: Path, branch: str) -> str:
-    mail = g.git(repo, "log", "-1", "--format=%ae", branch)
-    return mail.rpartition("@")[2] or "localhost"
+    return g.author(repo, branch)[1].rpartition("@")[2] or "localhost"
 
 
 def import_main(ctx: Context, args: argparse.Namespace) -> int:
@@ -110,10 +109,9 @@ def import_main(ctx: Context, args: argparse.Namespace) -> int:
     if g.resolve_commit(tree.path, branch) is not None and not args.force:
         raise KseriesError(f"branch '{branch}' exists in {tree.path}; pass --force or --branch")
     if (edit / ".git").is_file():
-        g.git(edit, "checkout", "-q", "-f", "-B", branch, result.head)
-        g.git(edit, "clean", "-q", "-f", "-d")
+        g.force_checkout(edit, result.head, branch)
     else:
-        g.git(tree.path, "worktree", "add", "-q", "-f", "-B", branch, str(edit), result.head)
+        g.add_worktree(tree.path, edit, result.head, branch)
     print(f"imported {revision.name}: {len(result.patches)} patches on {result.base[:12]}")
     print(f"branch:   {branch}")
     print(f"worktree: {edit}")

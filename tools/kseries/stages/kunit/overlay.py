@@ -18,7 +18,6 @@ from typing import Any, Literal
 from kseries.core import git as g
 from kseries.core.errors import KseriesError
 from kseries.core.paths import OVERLAY_DIR
-from kseries.core.proc import run
 
 MANIFEST = "overlay.toml"
 
@@ -185,16 +184,12 @@ def format_patch(overlay: Overlay, repo: Path, commit: str, message: str) -> str
         g.git(clone, "read-tree", commit)
         contents = {f: overlay.source(f).read_text() for f in overlay.files}
         for hook in overlay.hooks:
-            original = contents.get(hook.file) or run(
-                ["git", "-C", str(clone), "show", f"{commit}:{hook.file}"],
-                what=f"git show {hook.file}").stdout
+            original = contents.get(hook.file) or g.file_at(clone, commit, hook.file)
             contents[hook.file] = apply_hook(original, hook)
         for path, text in sorted(contents.items()):
             blob = g.git(clone, "hash-object", "-w", "--stdin", input_text=text)
             g.git(clone, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
         tree = g.git(clone, "write-tree")
-        made = run(["git", *g.SAFE_CONFIG, "-C", str(clone), "commit-tree", tree, "-p", commit,
-                    "-F", "-"], env=env, input_text=message, what="git commit-tree")
-        new = made.stdout.strip()
-        return g.git(clone, "format-patch", "-1", "--stdout", "--no-signature",
-                     g.INDEX_ABBREV, new) + "\n"
+        new = g.git(clone, "commit-tree", tree, "-p", commit, "-F", "-", env=env,
+                    input_text=message)
+        return g.format_patch(clone, "-1", new) + "\n"
