@@ -50,7 +50,8 @@ def build(directory: Path, sources: dict[str, str], *targets: str) -> tuple[int,
         (directory / name).write_text(text)
     for target in targets:
         (directory / target).unlink(missing_ok=True)
-    return run_make(["make", "-C", str(directory), "-k", "-Otarget", "-j2", *targets])
+    return run_make(["make", "-C", str(directory), "-k", "-Otarget", "-j2", *targets],
+                    directory / "make.log")
 
 
 UNUSED_X = "int f(void)\n{\n\tint x;\n\treturn 0;\n}\n"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kseries.core.errors import KseriesError
+from kseries.core.errors import InfraError, KseriesError
 
 # Debian package that provides each external program we call.
 PACKAGE_OF: Mapping[str, str] = {
@@ -63,7 +63,7 @@ DEFAULT_TIMEOUT_S = 600.0
 CHILD_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 
 
-class ToolTimeout(KseriesError):
+class ToolTimeout(InfraError):
     """An external program ran past its time limit and was killed with its process group."""
 
 
@@ -73,7 +73,7 @@ def require_program(name: str) -> str:
     found = str(beside_python) if beside_python.is_file() else shutil.which(name)
     if found is None:
         package = PACKAGE_OF.get(name, name)
-        raise KseriesError(f"'{name}' is not installed; install it ({package}) or run 'make setup'")
+        raise InfraError(f"'{name}' is not installed; install it ({package}) or run 'make setup'")
     return found
 
 

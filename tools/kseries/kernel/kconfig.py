@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import kconfiglib
 
+from kseries.core import git as g
 from kseries.core import paths
 from kseries.core.errors import KseriesError
 from kseries.core.proc import command_line, run
@@ -136,7 +137,7 @@ def config_input_files(tree: Path, arch: Arch) -> list[Path]:
     """Files whose content decides the merged config: Kconfig*, arch configs, Makefiles."""
     specs = [":(glob)**/Kconfig*", f"arch/{arch.kernel_arch}/configs/**", "Makefile",
              f"arch/{arch.kernel_arch}/Makefile", "scripts/kconfig/**", "scripts/Kconfig.include"]
-    proc = run(["git", "-C", str(tree), "ls-files", "-z", "--", *specs], check=False)
+    proc = g.run_git(tree, "ls-files", "-z", "--", *specs, check=False)
     if proc.returncode == 0 and proc.stdout:
         names = sorted(n for n in proc.stdout.split("\0") if n)
         return [tree / n for n in names]

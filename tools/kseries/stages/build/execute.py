@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kseries.core import git as g
 from kseries.core.context import progress
-from kseries.core.proc import run
 from kseries.kernel.kcmd import read_cmd
 from kseries.kernel.kwarn import Diagnostic
 from kseries.series.apply import ApplyResult, checkout
@@ -99,8 +99,8 @@ class ArchRun:
 def sources_at(worktree: Path, commit: str, objects: Sequence[str],
                sources: Mapping[str, str]) -> tuple[str, ...]:
     """The OBJECTS whose source (SOURCES: object -> source) exists at COMMIT."""
-    proc = run(["git", "-C", str(worktree), "ls-tree", "-r", "--name-only", commit, "--",
-                *[sources[o] for o in objects]], check=False)
+    proc = g.run_git(worktree, "ls-tree", "-r", "--name-only", commit, "--",
+                     *[sources[o] for o in objects], check=False)
     present = set(proc.stdout.split())
     return tuple(o for o in objects if sources[o] in present)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kseries.core.context import progress
-from kseries.core.proc import command_line, require_program
+from kseries.core.proc import command_line, run
 from kseries.kernel.arches import Arch, make_command
 from kseries.kernel.kcmd import read_cmd
 from kseries.kernel.kwarn import Diagnostic, parse_diagnostics, warnings_only
@@ -48,13 +46,11 @@ class StepResult:
         return not self.failed and self.returncode == 0
 
 
-def run_make(cmd: Sequence[str]) -> tuple[int, str]:
-    """Run make with stdout and stderr in one stream (a log reads as a terminal would show
-    it, so each warning follows its 'CC' line); LC_ALL=C keeps gcc's quotes plain."""
-    args = [require_program(cmd[0]), *cmd[1:]]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", check=False,
-                          env={**os.environ, "LC_ALL": "C", "LANG": "C"})
+def run_make(cmd: Sequence[str], log: Path) -> tuple[int, str]:
+    """Run make with stdout and stderr as one stream appended to LOG (a log reads as a
+    terminal would show it, so each warning follows its 'CC' line). proc.run gives it
+    LC_ALL=C (gcc's quotes stay plain) and kills a make that hangs past make's limit."""
+    proc = run(cmd, log=log, check=False)
     return proc.returncode, proc.stdout
 
 
@@ -149,11 +145,12 @@ def build_objects(setup: ArchSetup, worktree: Path, commit: str, step: str,
     how = f", {len(reused)} reused (same inputs as before)" if reused else ""
     progress(f"build {arch.name} {step}: {len(objects)} object(s) at {commit[:12]}{how}")
     start = time.monotonic()
-    returncode, output = run_make(cmd) if todo else (0, "")
-    duration = round(time.monotonic() - start, 3)
     log = setup.out_dir / f"{step}.log"
-    header = f"# reused, same inputs as an earlier build: {' '.join(reused)}\n" if reused else ""
-    log.write_text(header + (f"$ {command_line(cmd)}\n{output}" if todo else ""))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"# reused, same inputs as an earlier build: {' '.join(reused)}\n"
+                   if reused else "")
+    returncode, output = run_make(cmd, log) if todo else (0, "")
+    duration = round(time.monotonic() - start, 3)
     diagnostics = parse_diagnostics(output, (worktree, build_dir))
     failed = tuple(o for o in todo if not (build_dir / o).is_file())
     if results is not None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from unidiff.patch import PatchSet
 
 from kseries.core import git as g
-from kseries.core.proc import run
 from kseries.kernel import kbuild
 from kseries.kernel.ccalls import find_calls, signatures_in
 from kseries.kernel.ctokens import function_spans, tokenize
@@ -49,7 +48,7 @@ def diff_changes(worktree: Path, old: str, new: str) -> list[FileChange]:
 
 
 def _show(worktree: Path, commit: str, path: str) -> str:
-    proc = run(["git", "-C", str(worktree), "show", f"{commit}:{path}"], check=False)
+    proc = g.run_git(worktree, "show", f"{commit}:{path}", check=False)
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -94,8 +93,8 @@ def caller_files(worktree: Path, names: Iterable[str]) -> dict[str, tuple[str, .
     if not wanted:
         return {}
     patterns = [arg for name in wanted for arg in ("-e", name)]
-    proc = run(["git", "-C", str(worktree), "grep", "-l", "-w", "-F", *patterns, "--", "*.c",
-                *(f":!{p}" for p in NOT_KERNEL_OBJECTS)], check=False)
+    proc = g.run_git(worktree, "grep", "-l", "-w", "-F", *patterns, "--", "*.c",
+                     *(f":!{p}" for p in NOT_KERNEL_OBJECTS), check=False)
     found: dict[str, tuple[str, ...]] = {}
     for path in proc.stdout.splitlines():
         text = (worktree / path).read_text(errors="replace")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from kseries.core import git as g
 from kseries.core.errors import KseriesError
-from kseries.core.proc import run
 from kseries.kernel.ccalls import find_calls_in
 from kseries.kernel.ctokens import TYPE_KEYWORDS, CallSite, analyse, join_tokens, tokenize
 from kseries.stages.callers.model import Finding, Param, Prototype, SourceFile
@@ -22,9 +22,9 @@ def candidate_files(tree: Path, names: Sequence[str]) -> list[str]:
 
     Documentation/ is prose, and tools/ is user space: both have no kernel callers.
     """
-    proc = run(["git", "-C", str(tree), "grep", "-l", "-w", "-E", family_pattern(names),
-                "--", "*.c", "*.h", ":(exclude)Documentation/", ":(exclude)tools/"],
-               check=False)
+    proc = g.run_git(tree, "grep", "-l", "-w", "-E", family_pattern(names),
+                     "--", "*.c", "*.h", ":(exclude)Documentation/", ":(exclude)tools/",
+                     check=False)
     if proc.returncode not in (0, 1):
         raise KseriesError(f"cannot search {tree} with git grep (is it a git checkout?): "
                            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
