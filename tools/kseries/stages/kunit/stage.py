@@ -40,10 +40,10 @@ from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, loa
 from kseries.stages.kunit.results import (
     CaseResult,
     case_names,
+    console_cases,
     merge,
     missing_cases,
     parse_json,
-    parse_ktap,
     suite_name,
 )
 
@@ -490,7 +490,7 @@ def exec_result(arch: str, variant: Variant, ran: Ran, json_path: Path, console:
     suite = suite_name(source) or "?"
     console_text = console.read_text(errors="replace") if console.is_file() else ""
     found = parse_json(json_path.read_text()) if json_path.is_file() else []
-    cases = merge(found, parse_ktap(console_text.splitlines()))
+    cases = merge(found, console_cases(console_text))
     cases += missing_cases(cases, suite, case_names(source))
     result = KunitRun(arch, variant, "no-results", "", tuple(cases), accel=accel_note,
                       build_s=build_s, exec_s=exec_s, log=str(log),

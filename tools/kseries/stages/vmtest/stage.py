@@ -263,8 +263,8 @@ def stage_from(outcome: Outcome, took: float, reproducer: str) -> Stage:
     if failing:
         summary = f"{failing[0].name}: {failing[0].summary}"
     elif series is not None and series.ktap is not None:
-        passed = sum(1 for r in series.ktap.results if r.status == "pass")
-        skipped = sum(1 for r in series.ktap.results if r.status == "skip")
+        passed = sum(1 for r in series.ktap.results if r.outcome == "pass")
+        skipped = sum(1 for r in series.ktap.results if r.outcome == "skip")
         base_note = ", base run side by side" if "base" in by_label else ""
         summary = (f"{outcome.arch}/{outcome.accel}: {passed} guest checks passed, {skipped} "
                    f"skipped{base_note}; {data.get('boot_to_result_s', 0):.0f} s boot to "
