@@ -20,6 +20,7 @@ import pytest
 from unidiff import PatchSet
 
 from kseries.core.errors import KseriesError
+from kseries.kernel.arches import get_arch
 from kseries.series import apply as ap
 from kseries.stages.kunit import stage as kunit
 from kseries.stages.kunit.overlay import Hook, apply_hook, format_patch, lay_overlay, load_overlay
@@ -396,14 +397,21 @@ def test_unknown_arch_is_a_usage_error() -> None:
     assert exited.value.code == 2
 
 
-def test_every_arch_has_a_spec_and_the_kunitconfigs_exist() -> None:
-    assert set(kunit.ARCH_SPECS) == set(kunit.ALL_ARCHES)
+def test_every_arch_has_its_kunit_facts_and_the_kunitconfigs_exist() -> None:
     for arch in kunit.ALL_ARCHES:
         paths = kunit.kunitconfigs(arch)
         assert all(p.is_file() for p in paths)
-        args = kunit.common_args(kunit.ARCH_SPECS[arch], Path("/b"))
+        args = kunit.common_args(get_arch(arch), Path("/b"))
         assert f"--arch={arch}" in args and "--build_dir=/b" in args
         assert any(a.startswith("--make_options=CC=") for a in args)
+
+
+def test_qemu_args_and_timeouts_come_from_the_arch_registry() -> None:
+    powerpc = get_arch("powerpc")
+    assert kunit.accel_args(powerpc, "tcg") == ["--qemu_args", "-accel tcg",
+                                                "--qemu_args", "-cpu power9"]
+    assert kunit.accel_args(get_arch("x86_64"), "kvm") == ["--qemu_args", "-accel kvm"]
+    assert (kunit.timeout_for(powerpc, "tcg"), kunit.timeout_for(powerpc, "kvm")) == (900, 180)
 
 
 def test_console_cases_include_a_suite_the_log_ended_in() -> None:

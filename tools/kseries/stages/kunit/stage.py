@@ -4,8 +4,10 @@ The suite (kernel-overlay/, see kunit_overlay.py) is laid onto the scratch workt
 run with the tree's own tools/testing/kunit/kunit.py: `build`, then `exec --json`, with
 the kunitconfig from Kconfig.fragments/ and one build dir per arch under
 <cache>/build/kunit-<arch> (reused by every run; base and series share it, ccache makes
-the rebuild after switching cheap). x86_64 guests use KVM when a short probe boots
-there, else TCG with a longer timeout; a hung guest ends at kunit.py's timeout.
+the rebuild after switching cheap). Per-arch facts (kunit.py's --arch, QEMU, compilers,
+timeouts) come from the arch registry, kernel/arches.toml. A guest uses KVM where the host
+is of its arch and a short probe boots, else TCG with a longer timeout; a hung guest ends
+at kunit.py's timeout.
 
 --against-base also runs the suite on the base without the series, with a shim header
 (kernel-overlay/mm/memory_hotplug_kunit_base.h) that gives MHP_DRIVER_MANAGED the bit the
@@ -34,6 +36,7 @@ from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
 from kseries.core.proc import command_line, require_program, run
 from kseries.core.report import Check, Report, Stage, Status, stopwatch, worst
+from kseries.kernel.arches import ARCHES, Arch, get_arch
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
@@ -50,7 +53,7 @@ from kseries.stages.kunit.results import (
 if TYPE_CHECKING:
     from kseries.stages.basic import Run
 
-ALL_ARCHES = ("x86_64", "arm64", "powerpc", "s390")
+ALL_ARCHES = tuple(ARCHES)
 REQUIRED_ARCH = "x86_64"
 # verify proves that the suite bites on the required arch only (one more build).
 VERIFY_BASE_ARCHES = (REQUIRED_ARCH,)
@@ -58,8 +61,7 @@ SUITE_SOURCE = "mm/memory_hotplug_kunit.c"
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 JOBS = 2
 BUILD_TIMEOUT_S = 3 * 3600
-KVM_TIMEOUT_S = 180
-TCG_TIMEOUT_S = 900
+KVM_TIMEOUT_S = 180  # TCG: the arch's kunit.tcg_timeout_s in kernel/arches.toml
 PROBE_TIMEOUT_S = 30
 PROBE_FILTER = "kseries_kvm_probe_runs_no_suite"
 EXTRA_PATCH_NAME = "0001-mm-memory_hotplug-Add-KUnit-tests-for-MHP_DRIVER_MAN.patch"
@@ -71,31 +73,6 @@ MAX_ERRORS = 8
 Variant = Literal["series", "base"]
 Outcome = Literal["passed", "failed", "config-failed", "build-failed", "no-results",
                   "unavailable"]
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """How to build and boot the suite for one arch (kunit.py's QEMU config plus ours)."""
-
-    name: str
-    qemu: str
-    cross_compile: str = ""
-    qemu_args: tuple[str, ...] = ()
-    kvm_host: str | None = None
-    tcg_timeout_s: int = TCG_TIMEOUT_S
-
-
-ARCH_SPECS: dict[str, ArchSpec] = {
-    "x86_64": ArchSpec("x86_64", "qemu-system-x86_64", kvm_host="x86_64"),
-    "arm64": ArchSpec("arm64", "qemu-system-aarch64", "aarch64-linux-gnu-"),
-    # kunit.py boots pseries on a POWER8, i.e. with the hash MMU, where the hypervisor
-    # refuses hash-table entries for memory it did not assign to the guest (H_ENTER
-    # fails, "Unable to create linear mapping", add_memory() -EFAULT). A POWER9 guest
-    # uses the radix MMU and maps hot-added memory anywhere, like x86_64 and arm64.
-    "powerpc": ArchSpec("powerpc", "qemu-system-ppc64", "powerpc64le-linux-gnu-",
-                        qemu_args=("-cpu", "power9")),
-    "s390": ArchSpec("s390", "qemu-system-s390x", "s390x-linux-gnu-"),
-}
 
 
 @dataclass(frozen=True)
@@ -361,14 +338,14 @@ def build_dir(cache: Path, arch: str) -> Path:
     return cache / "build" / f"kunit-{arch}"
 
 
-def compiler(spec: ArchSpec) -> str:
+def compiler(spec: Arch) -> str:
     """CC for make: the (cross) gcc, through ccache when it is installed."""
-    gcc = f"{spec.cross_compile}gcc"
+    gcc = spec.cc
     return f"ccache {gcc}" if shutil.which("ccache") else gcc
 
 
-def common_args(spec: ArchSpec, build: Path) -> list[str]:
-    args = [f"--arch={spec.name}", f"--build_dir={build}"]
+def common_args(spec: Arch, build: Path) -> list[str]:
+    args = [f"--arch={spec.kunit.arch}", f"--build_dir={build}"]
     args += [f"--kunitconfig={path}" for path in kunitconfigs(spec.name)]
     if spec.cross_compile:
         args.append(f"--cross_compile={spec.cross_compile}")
@@ -382,21 +359,21 @@ def build_env(cache: Path) -> dict[str, str]:
     return {"CCACHE_BASEDIR": str(cache)}
 
 
-def accel_args(spec: ArchSpec, accel: str) -> list[str]:
+def accel_args(spec: Arch, accel: str) -> list[str]:
     args = ["--qemu_args", f"-accel {accel}"]
-    if spec.qemu_args:
-        args += ["--qemu_args", " ".join(spec.qemu_args)]
+    if spec.kunit.qemu_args:
+        args += ["--qemu_args", " ".join(spec.kunit.qemu_args)]
     return args
 
 
-def check_tools(spec: ArchSpec) -> None:
+def check_tools(spec: Arch) -> None:
     require_program(spec.qemu)
-    require_program(f"{spec.cross_compile}gcc")
+    require_program(spec.cc)
 
 
 def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
              variant: Variant) -> KunitRun:
-    spec = ARCH_SPECS[arch]
+    spec = get_arch(arch)
     try:
         check_tools(spec)
     except KseriesError as err:
@@ -466,11 +443,11 @@ def error_lines(output: str, prefixes: Sequence[str] = ()) -> list[str]:
     return found[:MAX_ERRORS]
 
 
-def timeout_for(spec: ArchSpec, accel: str) -> int:
-    return KVM_TIMEOUT_S if accel == "kvm" else spec.tcg_timeout_s
+def timeout_for(spec: Arch, accel: str) -> int:
+    return KVM_TIMEOUT_S if accel == "kvm" else spec.kunit.tcg_timeout_s
 
 
-def execute(worktree: Path, spec: ArchSpec, common: list[str], accel: str, json_path: Path,
+def execute(worktree: Path, spec: Arch, common: list[str], accel: str, json_path: Path,
             log: Path) -> Ran:
     json_path.unlink(missing_ok=True)
     timeout = timeout_for(spec, accel)
@@ -565,12 +542,12 @@ def probe_file(cache: Path) -> Path:
     return cache / "build" / "kvm-probe.json"
 
 
-def kvm_key(spec: ArchSpec) -> str:
+def kvm_key(spec: Arch) -> str:
     version = run([spec.qemu, "--version"], check=False).stdout.splitlines()
     return f"{spec.qemu} {version[0] if version else '?'} on {os.uname().release}"
 
 
-def remember_kvm(cache: Path, spec: ArchSpec, works: bool) -> None:
+def remember_kvm(cache: Path, spec: Arch, works: bool) -> None:
     path = probe_file(cache)
     known = read_probes(path)
     known[kvm_key(spec)] = works
@@ -586,10 +563,10 @@ def read_probes(path: Path) -> dict[str, bool]:
     return {str(k): bool(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def choose_accel(ctx: Context, worktree: Path, spec: ArchSpec, common: list[str],
+def choose_accel(ctx: Context, worktree: Path, spec: Arch, common: list[str],
                  log: Path) -> tuple[str, str]:
     """("kvm" | "tcg", why): KVM only where the host runs the guest arch and a guest boots."""
-    if spec.kvm_host != os.uname().machine:
+    if spec.host_machine != os.uname().machine:
         return "tcg", f"TCG: no KVM for {spec.name} guests on a {os.uname().machine} host"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg", "TCG: /dev/kvm is not usable"
@@ -602,7 +579,7 @@ def choose_accel(ctx: Context, worktree: Path, spec: ArchSpec, common: list[str]
     return "tcg", f"TCG: a KVM guest did not boot within {PROBE_TIMEOUT_S} s on this host"
 
 
-def kvm_boots(worktree: Path, spec: ArchSpec, common: list[str], log: Path) -> bool:
+def kvm_boots(worktree: Path, spec: Arch, common: list[str], log: Path) -> bool:
     """Boot the built kernel under KVM, running no suite: does the kernel print anything?"""
     progress(f"kunit: probing KVM for {spec.name} (up to {PROBE_TIMEOUT_S} s)")
     cmd = [sys.executable, KUNIT_PY, "exec", *common, f"--timeout={PROBE_TIMEOUT_S}",

@@ -25,6 +25,7 @@ from kseries.core.paths import OVERLAY_DIR
 from kseries.core.proc import command_line, require_program
 from kseries.core.report import Check, Report, Stage, Status, stopwatch
 from kseries.kernel import ktap
+from kseries.kernel.arches import arch_of_host
 from kseries.kernel.qemu import (
     MIB,
     Guest,
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 OVERLAY = OVERLAY_DIR / "vmtest"
 SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
 DEFAULT_PHASES: tuple[tuple[str, int], ...] = (("boot", 256), ("grow", 512), ("shrink", 128))
-HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash"}
 KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
 EXIT_WARN = 250
@@ -103,8 +103,8 @@ def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test") -> str:
 
 def userspace_problem(arch: str) -> str | None:
     """Why the host's busybox/kexec-tools/bash cannot run in an ARCH guest, if they cannot."""
-    host = HOST_ARCH.get(platform.machine())
-    if host != arch:
+    host = arch_of_host(platform.machine())
+    if host is None or host.name != arch:
         return (f"the guest needs {arch} builds of busybox-static, kexec-tools and bash; this "
                 f"{platform.machine()} host has only its own (Debian multiarch :{arch} "
                 "packages would be needed)")
