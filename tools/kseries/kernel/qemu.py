@@ -13,7 +13,6 @@ timeout or prints nothing for too long, and panics, oopses and WARNs are named.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -334,10 +333,6 @@ def resize_virtio_mem(device: VirtioMem, wait_s: float = 60.0) -> RequestHandler
                 f"device {state} {size // MIB} MiB")
 
     return handle
-
-
-def kvm_usable() -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
 def qemu_version(binary: str) -> str:

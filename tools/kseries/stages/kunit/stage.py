@@ -6,8 +6,8 @@ the kunitconfig from Kconfig.fragments/ and one build dir per arch under
 <cache>/build/kunit-<arch> (reused by every run; base and series share it, ccache makes
 the rebuild after switching cheap). Per-arch facts (kunit.py's --arch, QEMU, compilers,
 timeouts) come from the arch registry, kernel/arches.toml. A guest uses KVM where the host
-is of its arch and a short probe boots, else TCG with a longer timeout; a hung guest ends
-at kunit.py's timeout.
+is of its arch and a short probe boots (kernel/kvm.py), else TCG with a longer timeout; a
+hung guest ends at kunit.py's timeout.
 
 --against-base also runs the suite on the base without the series, with a shim header
 (kernel-overlay/mm/memory_hotplug_kunit_base.h) that gives MHP_DRIVER_MANAGED the bit the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -34,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
-from kseries.core.proc import command_line, require_program, run
+from kseries.core.proc import command_line, require_program
 from kseries.core.report import Check, Report, Stage, Status, stopwatch, worst
+from kseries.kernel import kvm
 from kseries.kernel.arches import ARCHES, Arch, get_arch
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
@@ -400,7 +400,7 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
     with stopwatch() as took_exec:
         ran = execute(worktree, spec, common, accel, json_path, log)
         if accel == "kvm" and (timed_out(ran) or not json_path.is_file()):
-            remember_kvm(ctx.cache, spec, False)
+            kvm.remember_failure(ctx.cache, spec)
             accel, accel_note = "tcg", "TCG: the KVM guest hung or failed, so it ran again with TCG"
             ran = execute(worktree, spec, common, accel, json_path, log)
     console = logs / f"{variant}-{arch}.console.log"
@@ -538,45 +538,10 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 # --- KVM or TCG -----------------------------------------------------------------------------
 
 
-def probe_file(cache: Path) -> Path:
-    return cache / "build" / "kvm-probe.json"
-
-
-def kvm_key(spec: Arch) -> str:
-    version = run([spec.qemu, "--version"], check=False).stdout.splitlines()
-    return f"{spec.qemu} {version[0] if version else '?'} on {os.uname().release}"
-
-
-def remember_kvm(cache: Path, spec: Arch, works: bool) -> None:
-    path = probe_file(cache)
-    known = read_probes(path)
-    known[kvm_key(spec)] = works
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(known, indent=2) + "\n")
-
-
-def read_probes(path: Path) -> dict[str, bool]:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return {str(k): bool(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
 def choose_accel(ctx: Context, worktree: Path, spec: Arch, common: list[str],
                  log: Path) -> tuple[str, str]:
-    """("kvm" | "tcg", why): KVM only where the host runs the guest arch and a guest boots."""
-    if spec.host_machine != os.uname().machine:
-        return "tcg", f"TCG: no KVM for {spec.name} guests on a {os.uname().machine} host"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg", "TCG: /dev/kvm is not usable"
-    known = read_probes(probe_file(ctx.cache)).get(kvm_key(spec))
-    if known is None:
-        known = kvm_boots(worktree, spec, common, log)
-        remember_kvm(ctx.cache, spec, known)
-    if known:
-        return "kvm", "KVM"
-    return "tcg", f"TCG: a KVM guest did not boot within {PROBE_TIMEOUT_S} s on this host"
+    """("kvm" | "tcg", why): see kernel/kvm.py; our probe guest is the built KUnit kernel."""
+    return kvm.choose_accel(ctx.cache, spec, lambda: kvm_boots(worktree, spec, common, log))
 
 
 def kvm_boots(worktree: Path, spec: Arch, common: list[str], log: Path) -> bool:

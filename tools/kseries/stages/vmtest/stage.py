@@ -11,7 +11,6 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 from dataclasses import dataclass, replace
@@ -24,18 +23,16 @@ from kseries.core.git import resolve_commit
 from kseries.core.paths import OVERLAY_DIR
 from kseries.core.proc import command_line, require_program
 from kseries.core.report import Check, Report, Stage, Status, stopwatch
-from kseries.kernel import ktap
-from kseries.kernel.arches import arch_of_host
+from kseries.kernel import ktap, kvm
+from kseries.kernel.arches import arch_of_host, get_arch
 from kseries.kernel.qemu import (
     MIB,
     Guest,
     Machine,
     Timeouts,
     VirtioMem,
-    kvm_usable,
     machine,
     memory_device_support,
-    qemu_version,
     resize_virtio_mem,
     run_guest,
 )
@@ -142,35 +139,26 @@ def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, ac
 
 def choose_accel(cache: Path, m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
                  logs: Path) -> tuple[str, str]:
-    """TCG, unless KVM was asked for, or a probe boot (remembered per QEMU and host kernel)
-    proves KVM guests get past the firmware on this machine."""
+    """TCG, unless KVM was asked for, or kernel/kvm.py's host checks and a probe boot of the
+    series kernel (remembered per QEMU and host kernel) allow KVM."""
     if opts.accel in ("tcg", "kvm"):
         return opts.accel, f"--accel {opts.accel}"
-    if not kvm_usable():
-        return "tcg", "no usable /dev/kvm"
-    key = f"{qemu_version(m.qemu)} | {platform.release()} | {m.arch}"
-    memo = cache / "vm" / "kvm-probe.json"
-    known: dict[str, Any] = {}
-    if memo.is_file():
-        try:
-            known = json.loads(memo.read_text())
-        except ValueError:
-            known = {}
-    if key not in known:
-        progress("vmtest: probing whether KVM guests boot here (once per QEMU and host kernel)")
-        guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts, mode="probe"),
-                      virtio_mem=VirtioMem(requested=opts.boot_size), accel="kvm")
-        run = run_guest(guest, logs / "kvm-probe", KVM_PROBE_TIMEOUTS)
-        booted = "# vmtest-probe: booted" in run.results
-        detail = (f"booted in {run.duration_s:.1f} s" if booted
-                  else run.timed_out or "no sign of life from the guest")
-        known[key] = {"works": booted, "detail": detail}
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(json.dumps(known, indent=2) + "\n")
-    verdict = known[key]
-    if verdict["works"]:
-        return "kvm", f"KVM probe boot worked ({verdict['detail']})"
-    return "tcg", f"KVM probe boot failed ({verdict['detail']}); using TCG"
+    return kvm.choose_accel(cache, get_arch(m.arch),
+                            lambda: kvm_probe_boots(m, build, initrd, opts, logs))
+
+
+def kvm_probe_boots(m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
+                    logs: Path) -> bool:
+    """Boot BUILD under KVM in probe mode: does the guest's /init get to say so?"""
+    progress("vmtest: probing whether KVM guests boot here (once per QEMU and host kernel)")
+    guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts, mode="probe"),
+                  virtio_mem=VirtioMem(requested=opts.boot_size), accel="kvm")
+    run = run_guest(guest, logs / "kvm-probe", KVM_PROBE_TIMEOUTS)
+    booted = "# vmtest-probe: booted" in run.results
+    detail = (f"booted in {run.duration_s:.1f} s" if booted
+              else run.timed_out or "no sign of life from the guest")
+    progress(f"vmtest: KVM probe: {detail}")
+    return booted
 
 
 # -- one run --------------------------------------------------------------------------------
