@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Install the Debian packages the toolchain needs; a no-op when all are present.
+# The per-arch ones (compilers, binutils, QEMU) are read from the arch registry.
 set -euo pipefail
+registry="$(dirname "${BASH_SOURCE[0]}")/kseries/kernel/arches.toml"
 packages=(
   git make gcc bc flex bison libelf-dev libssl-dev cpio rsync xz-utils dwarves python3-venv
   ccache sparse coccinelle
-  gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-s390x-linux-gnu
-  qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc
   busybox-static kexec-tools
 )
+# Runs before the venv exists: the system python3 (Debian 12: 3.11, which has tomllib).
+arch_packages="$(python3 -c '
+import sys, tomllib
+with open(sys.argv[1], "rb") as registry:
+    for arch in tomllib.load(registry).values():
+        for key in ("gcc_package", "binutils_package", "qemu_package"):
+            print(arch[key])
+' "$registry")"
+declare -A listed=()
+for p in "${packages[@]}"; do listed[$p]=1; done
+for p in $arch_packages; do
+  [ -n "${listed[$p]:-}" ] || { packages+=("$p"); listed[$p]=1; }
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,4 +1,5 @@
-"""arches.py: the arch table, make command lines, missing-toolchain and unknown-arch errors."""
+"""arches.py: the arch registry (arches.toml), make command lines, missing-toolchain and
+unknown-arch errors, and install-deps.sh reading the registry."""
 
 from __future__ import annotations
 
@@ -11,8 +12,22 @@ from pathlib import Path
 import pytest
 
 from kseries.core.errors import KseriesError
-from kseries.kernel.arches import ARCHES, check_toolchain, get_arch, make_command, toolchain_version
+from kseries.kernel.arches import (
+    ARCHES,
+    REGISTRY,
+    arch_of_host,
+    check_toolchain,
+    get_arch,
+    load_registry,
+    make_command,
+    packages_of_programs,
+    toolchain_version,
+)
+from kseries.kernel.kconfig import FRAGMENTS_DIR, fragment_arches
+from kseries.kernel.qemu import MACHINES
 from tests.conftest import ROOT, CliResult, assert_one_line_error, run_cli
+
+REGISTRY_PATH = ROOT / "tools" / "kseries" / "kernel" / REGISTRY
 
 
 def test_the_four_arches_and_their_debian_cross_compilers() -> None:
@@ -24,6 +39,83 @@ def test_the_four_arches_and_their_debian_cross_compilers() -> None:
         "s390": ("s390", "s390x-linux-gnu-", "gcc-s390x-linux-gnu"),
     }
     assert get_arch("powerpc").defconfig in ("ppc64le_defconfig", "pseries_le_defconfig")
+
+
+def test_qemu_and_kunit_facts_per_arch() -> None:
+    assert {a.name: (a.qemu, a.qemu_package, a.kunit.arch) for a in ARCHES.values()} == {
+        "x86_64": ("qemu-system-x86_64", "qemu-system-x86", "x86_64"),
+        "arm64": ("qemu-system-aarch64", "qemu-system-arm", "arm64"),
+        "powerpc": ("qemu-system-ppc64", "qemu-system-ppc", "powerpc"),
+        "s390": ("qemu-system-s390x", "qemu-system-misc", "s390"),
+    }
+    assert get_arch("powerpc").kunit.qemu_args == ("-cpu", "power9")
+    assert all(a.kunit.tcg_timeout_s == 900 for a in ARCHES.values())
+
+
+def test_guest_machines_come_from_the_registry() -> None:
+    assert list(MACHINES) == ["x86_64", "arm64"]
+    x86, arm = MACHINES["x86_64"], MACHINES["arm64"]
+    assert (x86.qemu, x86.machine_args, x86.console, x86.kernel_image) == (
+        "qemu-system-x86_64", ("-M", "pc"), "ttyS0", "arch/x86/boot/bzImage")
+    assert (arm.qemu, arm.machine_args, arm.console, arm.kernel_image) == (
+        "qemu-system-aarch64", ("-M", "virt", "-cpu", "max"), "ttyAMA0",
+        "arch/arm64/boot/Image")
+    assert {m.memory_device for m in MACHINES.values()} == {"virtio-mem-pci"}
+
+
+def test_virtio_mem_arches_match_the_kconfig_fragment() -> None:
+    """The registry and Kconfig.fragments/virtio-mem.config must name the same arches."""
+    wanted = fragment_arches(FRAGMENTS_DIR / "virtio-mem.config")
+    assert wanted == tuple(a.name for a in ARCHES.values() if a.virtio_mem)
+
+
+def test_hosts_by_uname_machine() -> None:
+    assert [arch_of_host(m).name for m in ("x86_64", "aarch64", "ppc64le", "s390x")  # type: ignore[union-attr]
+            ] == list(ARCHES)
+    assert arch_of_host("mips") is None
+    assert arch_of_host() == arch_of_host(os.uname().machine)
+
+
+def test_packages_of_programs_names_compilers_binutils_and_qemu() -> None:
+    packages = packages_of_programs()
+    assert packages["gcc"] == "gcc" and packages["ld"] == "binutils"
+    assert packages["aarch64-linux-gnu-gcc"] == "gcc-aarch64-linux-gnu"
+    assert packages["s390x-linux-gnu-ld"] == "binutils-s390x-linux-gnu"
+    assert packages["qemu-system-s390x"] == "qemu-system-misc"
+    assert packages["qemu-system-ppc64"] == "qemu-system-ppc"
+    assert len(packages) == 3 * len(ARCHES)
+
+
+def test_a_bad_registry_entry_is_a_one_line_error() -> None:
+    text = REGISTRY_PATH.read_text()
+    with pytest.raises(KseriesError, match=r"\[s390\] qemu must be a string"):
+        load_registry(text.replace('qemu = "qemu-system-s390x"', "qemu = 390"))
+    with pytest.raises(KseriesError, match=r"\[arm64.kunit\] qemu_args must be a list"):
+        load_registry(text.replace('arch = "arm64"\nqemu_args = []', 'arch = "arm64"'))
+    with pytest.raises(KseriesError, match=r"\[x86_64.guest\] console must be a string"):
+        load_registry(text.replace('console = "ttyS0"\n', ""))
+    with pytest.raises(KseriesError, match="does not parse"):
+        load_registry("[x86_64\n")
+    assert load_registry(text) == ARCHES
+
+
+def test_install_deps_installs_the_registry_packages(tmp_path: Path) -> None:
+    """With every package installed (a stand-in dpkg-query says so) the script is a no-op;
+    the packages it asked about are the fixed list plus the registry's per-arch ones."""
+    asked = tmp_path / "asked"
+    fake = tmp_path / "bin" / "dpkg-query"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$3" >> {asked}\nprintf "install ok installed"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "install-deps.sh")], env=env,
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    names = asked.read_text().split()
+    assert len(names) == len(set(names))
+    for arch in ARCHES.values():
+        assert {arch.gcc_package, arch.binutils_package, arch.qemu_package} <= set(names)
+    assert {"make", "ccache", "busybox-static", "kexec-tools"} <= set(names)
 
 
 def test_unknown_arch_lists_the_known_ones() -> None:

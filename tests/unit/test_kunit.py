@@ -21,16 +21,17 @@ from unidiff import PatchSet
 
 from kseries.core.errors import KseriesError
 from kseries.core.report import worst
+from kseries.kernel.arches import get_arch
 from kseries.series import apply as ap
 from kseries.stages.kunit import stage as kunit
 from kseries.stages.kunit.overlay import Hook, apply_hook, format_patch, lay_overlay, load_overlay
 from kseries.stages.kunit.results import (
     CaseResult,
     case_names,
+    console_cases,
     merge,
     missing_cases,
     parse_json,
-    parse_ktap,
     suite_name,
 )
 from tests.conftest import ROOT, git
@@ -257,31 +258,31 @@ def test_extra_patch_is_signed_off_by_the_maintainers() -> None:
 # --- parsing results ---------------------------------------------------------------------
 
 
-def test_parse_ktap_finds_reasons_and_diagnostics() -> None:
-    cases = parse_ktap(KTAP_CONSOLE.replace("\\\n", "").splitlines())
+def test_console_cases_finds_reasons_and_diagnostics() -> None:
+    cases = console_cases(KTAP_CONSOLE.replace("\\\n", ""))
     assert set(cases) == {(SUITE, "dm_flag_resource_and_removal"),
                           (SUITE, "no_flag_firmware_memmap"), (SUITE, "dm_memblock_flag")}
     skip = cases[(SUITE, "dm_memblock_flag")]
-    assert (skip.ok, skip.directive) == (True, "SKIP")
+    assert skip.status == "skip"
     assert skip.reason.startswith("CONFIG_ARCH_KEEP_MEMBLOCK is not set")
     failed = cases[(SUITE, "no_flag_firmware_memmap")]
-    assert not failed.ok
+    assert failed.status == "fail"
     assert failed.diagnostics[0] == ("no_flag_firmware_memmap: EXPECTATION FAILED at "
                                      "mm/memory_hotplug_kunit.c:433")
     assert "ACPI: some unrelated kernel message" not in failed.diagnostics
 
 
-def test_parse_ktap_without_timestamps_and_with_tabs_and_dashes() -> None:
+def test_console_cases_without_timestamps_and_with_tabs_and_dashes() -> None:
     text = ("TAP version 14\n1..1\n\t# Subtest: s\n\t1..2\n\tok 1 - a\n"
             "\tok 2 - b # SKIP no hotplug here\nok 1 - s\n")
-    cases = parse_ktap(text.splitlines())
-    assert cases[("s", "a")].ok
+    cases = console_cases(text)
+    assert cases[("s", "a")].status == "pass"
     assert cases[("s", "b")].reason == "no hotplug here"
 
 
 def test_merge_takes_status_from_json_and_reasons_from_the_console() -> None:
     results = merge(parse_json(json.dumps(KUNIT_JSON)),
-                    parse_ktap(KTAP_CONSOLE.replace("\\\n", "").splitlines()))
+                    console_cases(KTAP_CONSOLE.replace("\\\n", "")))
     by_name = {r.name: r for r in results}
     assert by_name["dm_flag_resource_and_removal"].summary() == "passed"
     assert by_name["dm_memblock_flag"].summary().startswith(
@@ -397,14 +398,28 @@ def test_unknown_arch_is_a_usage_error() -> None:
     assert exited.value.code == 2
 
 
-def test_every_arch_has_a_spec_and_the_kunitconfigs_exist() -> None:
-    assert set(kunit.ARCH_SPECS) == set(kunit.ALL_ARCHES)
+def test_every_arch_has_its_kunit_facts_and_the_kunitconfigs_exist() -> None:
     for arch in kunit.ALL_ARCHES:
         paths = kunit.kunitconfigs(arch)
         assert all(p.is_file() for p in paths)
-        args = kunit.common_args(kunit.ARCH_SPECS[arch], Path("/b"))
+        args = kunit.common_args(get_arch(arch), Path("/b"))
         assert f"--arch={arch}" in args and "--build_dir=/b" in args
         assert any(a.startswith("--make_options=CC=") for a in args)
+
+
+def test_qemu_args_and_timeouts_come_from_the_arch_registry() -> None:
+    powerpc = get_arch("powerpc")
+    assert kunit.accel_args(powerpc, "tcg") == ["--qemu_args", "-accel tcg",
+                                                "--qemu_args", "-cpu power9"]
+    assert kunit.accel_args(get_arch("x86_64"), "kvm") == ["--qemu_args", "-accel kvm"]
+    assert (kunit.timeout_for(powerpc, "tcg"), kunit.timeout_for(powerpc, "kvm")) == (900, 180)
+
+
+def test_console_cases_include_a_suite_the_log_ended_in() -> None:
+    cut = KTAP_CONSOLE[:KTAP_CONSOLE.index("[    1.600000]")]
+    cases = console_cases(cut)
+    assert set(cases) == {(SUITE, "dm_flag_resource_and_removal"),
+                          (SUITE, "no_flag_firmware_memmap")}
 
 
 def test_run_logged_kills_a_hung_process_group(tmp_path: Path) -> None:

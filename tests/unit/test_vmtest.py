@@ -238,6 +238,16 @@ def test_compare_names_regressions_and_shows_addresses() -> None:
     assert {"test": "boot.kexec_load_segments", "series": "pass", "base": "fail"} in rows
 
 
+def test_ktap_directives_map_to_check_statuses() -> None:
+    """XFAIL passes, a test that timed out (never finished) fails, TODO counts as a skip."""
+    parsed = ktap.parse("1..3\nok 1 boot.a # XFAIL known\nnot ok 2 boot.b # TIMEOUT 60 s\n"
+                        "not ok 3 boot.c # TODO later\n")
+    assert [compare(r.name, r, None, parsed).status for r in parsed.results] == [
+        "pass", "fail", "skip"]
+    rows = side_by_side(KernelResult("series", "c1", parsed, None, None), None)
+    assert [row["series"] for row in rows] == ["pass", "fail", "skip"]
+
+
 def test_coverage_helper() -> None:
     target = Span("range", "virtio_mem", 0x1000, 0x2fff, "")
     assert uncovered(target, [Span("range", "d", 0x2000, 0x2fff, ""),

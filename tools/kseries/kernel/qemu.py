@@ -1,5 +1,8 @@
 """Run a test guest in QEMU: command line per arch (as data), QMP, hard timeouts, crash detection.
 
+The per-arch data (QEMU binary and machine, console, kernel image) is the arch registry's,
+kernel/arches.toml.
+
 The guest has two serial ports: the kernel console (first port) and a results port
 (second port) where the guest prints TAP and asks the host for actions
 ("# vmtest-request: requested-size=BYTES"), which the host carries out through QMP.
@@ -10,42 +13,46 @@ timeout or prints nothing for too long, and panics, oopses and WARNs are named.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from kseries.core.errors import KseriesError
 from kseries.core.proc import command_line, require_program
+from kseries.kernel.arches import ARCHES, Arch, GuestFacts
 
 MIB = 1 << 20
 
 
 @dataclass(frozen=True)
 class Machine:
-    """What differs per architecture: QEMU binary and machine, consoles, kernel image."""
+    """What differs per architecture: QEMU binary and machine, consoles, kernel image
+    (the arch registry's facts, kernel/arches.toml)."""
 
     arch: str
     qemu: str
     machine_args: tuple[str, ...]
     console: str
     kernel_image: str
-    memory_device: str = "virtio-mem-pci"
+    memory_device: str
 
 
-MACHINES: dict[str, Machine] = {
-    "x86_64": Machine("x86_64", "qemu-system-x86_64", ("-M", "pc"), "ttyS0",
-                      "arch/x86/boot/bzImage"),
-    "arm64": Machine("arm64", "qemu-system-aarch64", ("-M", "virt", "-cpu", "max"),
-                     "ttyAMA0", "arch/arm64/boot/Image"),
-}
+def _machine_of(arch: Arch, guest: GuestFacts) -> Machine:
+    return Machine(arch.name, arch.qemu, guest.machine_args, guest.console, guest.kernel_image,
+                   guest.memory_device)
+
+
+# The arches with a [<arch>.guest] table in the registry.
+MACHINES: Mapping[str, Machine] = MappingProxyType({
+    a.name: _machine_of(a, a.guest) for a in ARCHES.values() if a.guest is not None})
 
 
 def machine(arch: str) -> Machine:
@@ -326,10 +333,6 @@ def resize_virtio_mem(device: VirtioMem, wait_s: float = 60.0) -> RequestHandler
                 f"device {state} {size // MIB} MiB")
 
     return handle
-
-
-def kvm_usable() -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
 def qemu_version(binary: str) -> str:

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from kseries.core.errors import KseriesError
+from kseries.kernel import ktap
+from kseries.kernel.ktap import TestResult
 
-CaseStatus = Literal["pass", "fail", "skip", "error"]
+# A case's status in our reports: KTAP's statuses mapped as ktap.OUTCOME explains.
+CaseStatus = ktap.Outcome
 JSON_STATUS: dict[str, CaseStatus] = {"PASS": "pass", "FAIL": "fail", "SKIP": "skip",
                                       "ERROR": "error"}
-PRINTK_TIME_RE = re.compile(r"^\[\s*\d+\.\d+\]\s?")
-SUBTEST_RE = re.compile(r"^(\s*)# Subtest: (\S+)")
-RESULT_RE = re.compile(r"^(\s*)(not ok|ok) \d+ (?:- )?([^\s#]+)(?:\s*#\s*(\w+)\s*(.*))?$")
-PLAN_RE = re.compile(r"^\s*1\.\.\d+\s*$")
-# KTAP lines about the suite rather than one case: version, attributes.
-HEADER_RE = re.compile(r"^\s*(K?TAP version|# (module|speed|test\.\w+): )")
 MAX_DIAGNOSTICS = 12
 
 
@@ -55,16 +52,6 @@ class CaseResult:
         return f"{verdict}: {detail}"
 
 
-@dataclass(frozen=True)
-class KtapCase:
-    """What the console log says about one case."""
-
-    ok: bool
-    directive: str
-    reason: str
-    diagnostics: tuple[str, ...]
-
-
 def parse_json(text: str) -> list[tuple[str, str, CaseStatus]]:
     """(suite, case, status) for every case in kunit.py's --json output."""
     try:
@@ -84,44 +71,21 @@ def _json_cases(group: dict[str, Any], suite: str) -> Iterator[tuple[str, str, C
         yield from _json_cases(sub, str(sub.get("name")))
 
 
-def strip_prefix(line: str) -> str:
-    return PRINTK_TIME_RE.sub("", line.rstrip("\r\n"))
-
-
-def parse_ktap(lines: Iterable[str]) -> dict[tuple[str, str], KtapCase]:
-    """Per (suite, case): ok or not, the directive (SKIP) and its reason, the case's log."""
-    suites: list[tuple[int, str]] = []   # (indentation of the suite's cases, suite name)
-    pending: list[str] = []
-    cases: dict[tuple[str, str], KtapCase] = {}
-    for raw in lines:
-        line = strip_prefix(raw)
-        indent = len(line) - len(line.lstrip())
-        if match := SUBTEST_RE.match(line):
-            suites.append((len(match.group(1)), match.group(2)))
-            pending = []
-        elif match := RESULT_RE.match(line):
-            depth, name = len(match.group(1)), match.group(3)
-            if suites and depth < suites[-1][0] and name == suites[-1][1]:
-                suites.pop()
-            elif suites and depth == suites[-1][0]:
-                cases[(suites[-1][1], name)] = KtapCase(
-                    match.group(2) == "ok", (match.group(4) or "").upper(),
-                    (match.group(5) or "").strip(), tuple(pending[-MAX_DIAGNOSTICS:]))
-            pending = []
-        elif (suites and indent >= suites[-1][0] and line.strip() and not PLAN_RE.match(line)
-              and not HEADER_RE.match(line)):
-            pending.append(line.strip().removeprefix("# "))
-    return cases
+def console_cases(text: str) -> dict[tuple[str, str], TestResult]:
+    """Per (suite, case): what the KTAP console log says, the suite the log ended in too."""
+    return {(suite.name, case.name): case for suite in ktap.parse(text).tests()
+            for case in suite.children}
 
 
 def merge(json_cases: list[tuple[str, str, CaseStatus]],
-          ktap: dict[tuple[str, str], KtapCase]) -> list[CaseResult]:
-    """The JSON's statuses with the console log's reasons and diagnostics."""
+          console: Mapping[tuple[str, str], TestResult]) -> list[CaseResult]:
+    """The JSON's statuses with the console log's skip reasons and (last) diagnostics."""
     results = []
     for suite, name, status in json_cases:
-        seen = ktap.get((suite, name))
-        reason = seen.reason if seen and seen.directive == "SKIP" else ""
-        results.append(CaseResult(suite, name, status, reason, seen.diagnostics if seen else ()))
+        seen = console.get((suite, name))
+        reason = seen.reason if seen and seen.outcome == "skip" else ""
+        diagnostics = seen.diagnostics[-MAX_DIAGNOSTICS:] if seen else ()
+        results.append(CaseResult(suite, name, status, reason, diagnostics))
     return results
 
 

@@ -4,8 +4,10 @@ The suite (kernel-overlay/, see kunit_overlay.py) is laid onto the scratch workt
 run with the tree's own tools/testing/kunit/kunit.py: `build`, then `exec --json`, with
 the kunitconfig from Kconfig.fragments/ and one build dir per arch under
 <cache>/build/kunit-<arch> (reused by every run; base and series share it, ccache makes
-the rebuild after switching cheap). x86_64 guests use KVM when a short probe boots
-there, else TCG with a longer timeout; a hung guest ends at kunit.py's timeout.
+the rebuild after switching cheap). Per-arch facts (kunit.py's --arch, QEMU, compilers,
+timeouts) come from the arch registry, kernel/arches.toml. A guest uses KVM where the host
+is of its arch and a short probe boots (kernel/kvm.py), else TCG with a longer timeout; a
+hung guest ends at kunit.py's timeout.
 
 --against-base also runs the suite on the base without the series, with a shim header
 (kernel-overlay/mm/memory_hotplug_kunit_base.h) that gives MHP_DRIVER_MANAGED the bit the
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -34,22 +35,24 @@ from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.pipeline import reproducer as command_reproducer
-from kseries.core.proc import command_line, require_program, run
+from kseries.core.proc import command_line, require_program
 from kseries.core.report import Check, Stage, Status, stopwatch, worst
+from kseries.kernel import kvm
+from kseries.kernel.arches import ARCHES, Arch, get_arch
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
 from kseries.stages.kunit.results import (
     CaseResult,
     case_names,
+    console_cases,
     merge,
     missing_cases,
     parse_json,
-    parse_ktap,
     suite_name,
 )
 
-ALL_ARCHES = ("x86_64", "arm64", "powerpc", "s390")
+ALL_ARCHES = tuple(ARCHES)
 REQUIRED_ARCH = "x86_64"
 # verify proves that the suite bites on the required arch only (one more build).
 VERIFY_BASE_ARCHES = (REQUIRED_ARCH,)
@@ -57,8 +60,7 @@ SUITE_SOURCE = "mm/memory_hotplug_kunit.c"
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 JOBS = 2
 BUILD_TIMEOUT_S = 3 * 3600
-KVM_TIMEOUT_S = 180
-TCG_TIMEOUT_S = 900
+KVM_TIMEOUT_S = 180  # TCG: the arch's kunit.tcg_timeout_s in kernel/arches.toml
 PROBE_TIMEOUT_S = 30
 PROBE_FILTER = "kseries_kvm_probe_runs_no_suite"
 EXTRA_PATCH_NAME = "0001-mm-memory_hotplug-Add-KUnit-tests-for-MHP_DRIVER_MAN.patch"
@@ -70,31 +72,6 @@ MAX_ERRORS = 8
 Variant = Literal["series", "base"]
 Outcome = Literal["passed", "failed", "config-failed", "build-failed", "no-results",
                   "unavailable"]
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """How to build and boot the suite for one arch (kunit.py's QEMU config plus ours)."""
-
-    name: str
-    qemu: str
-    cross_compile: str = ""
-    qemu_args: tuple[str, ...] = ()
-    kvm_host: str | None = None
-    tcg_timeout_s: int = TCG_TIMEOUT_S
-
-
-ARCH_SPECS: dict[str, ArchSpec] = {
-    "x86_64": ArchSpec("x86_64", "qemu-system-x86_64", kvm_host="x86_64"),
-    "arm64": ArchSpec("arm64", "qemu-system-aarch64", "aarch64-linux-gnu-"),
-    # kunit.py boots pseries on a POWER8, i.e. with the hash MMU, where the hypervisor
-    # refuses hash-table entries for memory it did not assign to the guest (H_ENTER
-    # fails, "Unable to create linear mapping", add_memory() -EFAULT). A POWER9 guest
-    # uses the radix MMU and maps hot-added memory anywhere, like x86_64 and arm64.
-    "powerpc": ArchSpec("powerpc", "qemu-system-ppc64", "powerpc64le-linux-gnu-",
-                        qemu_args=("-cpu", "power9")),
-    "s390": ArchSpec("s390", "qemu-system-s390x", "s390x-linux-gnu-"),
-}
 
 
 @dataclass(frozen=True)
@@ -204,8 +181,8 @@ def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
 
 
 def tools_for(options: KunitOptions) -> tuple[str, ...]:
-    specs = [ARCH_SPECS[a] for a in options.arches]
-    return ("make", "ccache", *(s.qemu for s in specs), *(f"{s.cross_compile}gcc" for s in specs))
+    arches = [get_arch(a) for a in options.arches]
+    return ("make", "ccache", *(a.qemu for a in arches), *(a.cc for a in arches))
 
 
 def render(stage: Stage) -> list[str]:
@@ -363,14 +340,14 @@ def build_dir(cache: Path, arch: str) -> Path:
     return cache / "build" / f"kunit-{arch}"
 
 
-def compiler(spec: ArchSpec) -> str:
+def compiler(spec: Arch) -> str:
     """CC for make: the (cross) gcc, through ccache when it is installed."""
-    gcc = f"{spec.cross_compile}gcc"
+    gcc = spec.cc
     return f"ccache {gcc}" if shutil.which("ccache") else gcc
 
 
-def common_args(spec: ArchSpec, build: Path) -> list[str]:
-    args = [f"--arch={spec.name}", f"--build_dir={build}"]
+def common_args(spec: Arch, build: Path) -> list[str]:
+    args = [f"--arch={spec.kunit.arch}", f"--build_dir={build}"]
     args += [f"--kunitconfig={path}" for path in kunitconfigs(spec.name)]
     if spec.cross_compile:
         args.append(f"--cross_compile={spec.cross_compile}")
@@ -384,21 +361,21 @@ def build_env(cache: Path) -> dict[str, str]:
     return {"CCACHE_BASEDIR": str(cache)}
 
 
-def accel_args(spec: ArchSpec, accel: str) -> list[str]:
+def accel_args(spec: Arch, accel: str) -> list[str]:
     args = ["--qemu_args", f"-accel {accel}"]
-    if spec.qemu_args:
-        args += ["--qemu_args", " ".join(spec.qemu_args)]
+    if spec.kunit.qemu_args:
+        args += ["--qemu_args", " ".join(spec.kunit.qemu_args)]
     return args
 
 
-def check_tools(spec: ArchSpec) -> None:
+def check_tools(spec: Arch) -> None:
     require_program(spec.qemu)
-    require_program(f"{spec.cross_compile}gcc")
+    require_program(spec.cc)
 
 
 def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
              variant: Variant) -> KunitRun:
-    spec = ARCH_SPECS[arch]
+    spec = get_arch(arch)
     try:
         check_tools(spec)
     except KseriesError as err:
@@ -425,7 +402,7 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
     with stopwatch() as took_exec:
         ran = execute(worktree, spec, common, accel, json_path, log)
         if accel == "kvm" and (timed_out(ran) or not json_path.is_file()):
-            remember_kvm(ctx.cache, spec, False)
+            kvm.remember_failure(ctx.cache, spec)
             accel, accel_note = "tcg", "TCG: the KVM guest hung or failed, so it ran again with TCG"
             ran = execute(worktree, spec, common, accel, json_path, log)
     console = logs / f"{variant}-{arch}.console.log"
@@ -468,11 +445,11 @@ def error_lines(output: str, prefixes: Sequence[str] = ()) -> list[str]:
     return found[:MAX_ERRORS]
 
 
-def timeout_for(spec: ArchSpec, accel: str) -> int:
-    return KVM_TIMEOUT_S if accel == "kvm" else spec.tcg_timeout_s
+def timeout_for(spec: Arch, accel: str) -> int:
+    return KVM_TIMEOUT_S if accel == "kvm" else spec.kunit.tcg_timeout_s
 
 
-def execute(worktree: Path, spec: ArchSpec, common: list[str], accel: str, json_path: Path,
+def execute(worktree: Path, spec: Arch, common: list[str], accel: str, json_path: Path,
             log: Path) -> Ran:
     json_path.unlink(missing_ok=True)
     timeout = timeout_for(spec, accel)
@@ -492,7 +469,7 @@ def exec_result(arch: str, variant: Variant, ran: Ran, json_path: Path, console:
     suite = suite_name(source) or "?"
     console_text = console.read_text(errors="replace") if console.is_file() else ""
     found = parse_json(json_path.read_text()) if json_path.is_file() else []
-    cases = merge(found, parse_ktap(console_text.splitlines()))
+    cases = merge(found, console_cases(console_text))
     cases += missing_cases(cases, suite, case_names(source))
     result = KunitRun(arch, variant, "no-results", "", tuple(cases), accel=accel_note,
                       build_s=build_s, exec_s=exec_s, log=str(log),
@@ -563,48 +540,13 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 # --- KVM or TCG -----------------------------------------------------------------------------
 
 
-def probe_file(cache: Path) -> Path:
-    return cache / "build" / "kvm-probe.json"
-
-
-def kvm_key(spec: ArchSpec) -> str:
-    version = run([spec.qemu, "--version"], check=False).stdout.splitlines()
-    return f"{spec.qemu} {version[0] if version else '?'} on {os.uname().release}"
-
-
-def remember_kvm(cache: Path, spec: ArchSpec, works: bool) -> None:
-    path = probe_file(cache)
-    known = read_probes(path)
-    known[kvm_key(spec)] = works
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(known, indent=2) + "\n")
-
-
-def read_probes(path: Path) -> dict[str, bool]:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return {str(k): bool(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def choose_accel(ctx: Context, worktree: Path, spec: ArchSpec, common: list[str],
+def choose_accel(ctx: Context, worktree: Path, spec: Arch, common: list[str],
                  log: Path) -> tuple[str, str]:
-    """("kvm" | "tcg", why): KVM only where the host runs the guest arch and a guest boots."""
-    if spec.kvm_host != os.uname().machine:
-        return "tcg", f"TCG: no KVM for {spec.name} guests on a {os.uname().machine} host"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg", "TCG: /dev/kvm is not usable"
-    known = read_probes(probe_file(ctx.cache)).get(kvm_key(spec))
-    if known is None:
-        known = kvm_boots(worktree, spec, common, log)
-        remember_kvm(ctx.cache, spec, known)
-    if known:
-        return "kvm", "KVM"
-    return "tcg", f"TCG: a KVM guest did not boot within {PROBE_TIMEOUT_S} s on this host"
+    """("kvm" | "tcg", why): see kernel/kvm.py; our probe guest is the built KUnit kernel."""
+    return kvm.choose_accel(ctx.cache, spec, lambda: kvm_boots(worktree, spec, common, log))
 
 
-def kvm_boots(worktree: Path, spec: ArchSpec, common: list[str], log: Path) -> bool:
+def kvm_boots(worktree: Path, spec: Arch, common: list[str], log: Path) -> bool:
     """Boot the built kernel under KVM, running no suite: does the kernel print anything?"""
     progress(f"kunit: probing KVM for {spec.name} (up to {PROBE_TIMEOUT_S} s)")
     cmd = [sys.executable, KUNIT_PY, "exec", *common, f"--timeout={PROBE_TIMEOUT_S}",

@@ -53,6 +53,13 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def verdict_of(result: TestResult) -> Status:
+    """A guest test's status in the report: KTAP's mapped (ktap.OUTCOME), where a test that
+    never finished (error: crash or timeout) fails its check."""
+    outcome = result.outcome
+    return "fail" if outcome == "error" else outcome
+
+
 def spans(result: TestResult) -> list[Span]:
     found = []
     for line in result.diagnostics:
@@ -84,7 +91,7 @@ def host_verdict(ktap: Ktap, result: TestResult) -> tuple[str | None, list[str]]
     """Recompute RESULT from the addresses the guest printed: (status or None, findings)."""
     phase, check = phase_of(result.name), result.name.split(".", 1)[-1]
     rule = next((r for r in RULES if r.check == check), None)
-    if rule is None or result.status == "skip":
+    if rule is None or verdict_of(result) == "skip":
         return None, []
     vmem = virtio_mem_spans(ktap, phase)
     mine = [s for s in spans(result) if s.set == rule.set]
@@ -141,21 +148,23 @@ def compare(name: str, series: TestResult | None, base: TestResult | None,
     if series is None:
         return Check(name, "fail", "no result from the series kernel")
     verdict, findings = host_verdict(series_ktap, series)
-    status: Status = series.status
+    guest_says = verdict_of(series)
+    status: Status = guest_says
     summary = _describe(series)
-    if verdict is not None and verdict != series.status:
+    if verdict is not None and verdict != guest_says:
         status = "fail"
-        summary = (f"guest says {series.status}, host recheck of the printed addresses says "
+        summary = (f"guest says {guest_says}, host recheck of the printed addresses says "
                    f"{verdict}: " + _first(findings or ["no overlap found"]))
     elif findings:
         summary = "failed: " + _first(findings)
     if base is not None:
-        summary += f" [base: {base.status}]"
-        if status == "fail" and base.status == "pass":
+        base_says = verdict_of(base)
+        summary += f" [base: {base_says}]"
+        if status == "fail" and base_says == "pass":
             summary = "REGRESSION: " + summary
-        elif status == "pass" and base.status == "fail":
+        elif status == "pass" and base_says == "fail":
             summary += " (fixed by the series)"
-        elif status == "skip" and base.status == "pass":
+        elif status == "skip" and base_says == "pass":
             status = "warn"
     data: dict[str, Any] = {"series": _result_data(series)}
     if base is not None:
@@ -169,11 +178,12 @@ def _first(findings: list[str], shown: int = 3) -> str:
 
 
 def _describe(result: TestResult) -> str:
-    if result.status == "skip":
+    verdict = verdict_of(result)
+    if verdict == "skip":
         return f"skipped: {result.reason}"
     shown = spans(result)
     text = [line for line in result.diagnostics if not DATA_RE.match(line)]
-    if result.status == "fail":
+    if verdict == "fail":
         return "failed: " + (text[-1] if text else result.reason or "no detail")
     if not shown:
         return f"passed ({text[-1]})" if text else "passed"
@@ -185,7 +195,7 @@ def _describe(result: TestResult) -> str:
 
 def _result_data(result: TestResult) -> dict[str, Any]:
     return {
-        "status": result.status,
+        "status": verdict_of(result),
         "reason": result.reason,
         "addresses": [{"kind": s.kind, "set": s.set, "start": f"{s.start:#x}",
                        "end": f"{s.end:#x}", "label": s.label} for s in spans(result)],
@@ -202,8 +212,9 @@ def side_by_side(series: KernelResult, base: KernelResult | None) -> list[dict[s
     for name in names:
         s = series.results().get(name)
         b = base.results().get(name) if base is not None else None
-        rows.append({"test": name, "series": s.status if s else "missing",
-                     "base": (b.status if b else "missing") if base is not None else "not run"})
+        rows.append({"test": name, "series": verdict_of(s) if s else "missing",
+                     "base": (verdict_of(b) if b else "missing") if base is not None
+                     else "not run"})
     return rows
 
 

@@ -11,7 +11,6 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 from dataclasses import dataclass, replace
@@ -25,17 +24,16 @@ from kseries.core.paths import OVERLAY_DIR
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.proc import require_program
 from kseries.core.report import Check, Stage, stopwatch, worst
-from kseries.kernel import ktap
+from kseries.kernel import ktap, kvm
+from kseries.kernel.arches import arch_of_host, get_arch
 from kseries.kernel.qemu import (
     MIB,
     Guest,
     Machine,
     Timeouts,
     VirtioMem,
-    kvm_usable,
     machine,
     memory_device_support,
-    qemu_version,
     resize_virtio_mem,
     run_guest,
 )
@@ -51,7 +49,6 @@ from kseries.stages.vmtest.kernel import (
 OVERLAY = OVERLAY_DIR / "vmtest"
 SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
 DEFAULT_PHASES: tuple[tuple[str, int], ...] = (("boot", 256), ("grow", 512), ("shrink", 128))
-HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash"}
 KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
 EXIT_WARN = 250
@@ -98,8 +95,8 @@ def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test") -> str:
 
 def userspace_problem(arch: str) -> str | None:
     """Why the host's busybox/kexec-tools/bash cannot run in an ARCH guest, if they cannot."""
-    host = HOST_ARCH.get(platform.machine())
-    if host != arch:
+    host = arch_of_host(platform.machine())
+    if host is None or host.name != arch:
         return (f"the guest needs {arch} builds of busybox-static, kexec-tools and bash; this "
                 f"{platform.machine()} host has only its own (Debian multiarch :{arch} "
                 "packages would be needed)")
@@ -137,35 +134,26 @@ def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, ac
 
 def choose_accel(cache: Path, m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
                  logs: Path) -> tuple[str, str]:
-    """TCG, unless KVM was asked for, or a probe boot (remembered per QEMU and host kernel)
-    proves KVM guests get past the firmware on this machine."""
+    """TCG, unless KVM was asked for, or kernel/kvm.py's host checks and a probe boot of the
+    series kernel (remembered per QEMU and host kernel) allow KVM."""
     if opts.accel in ("tcg", "kvm"):
         return opts.accel, f"--accel {opts.accel}"
-    if not kvm_usable():
-        return "tcg", "no usable /dev/kvm"
-    key = f"{qemu_version(m.qemu)} | {platform.release()} | {m.arch}"
-    memo = cache / "vm" / "kvm-probe.json"
-    known: dict[str, Any] = {}
-    if memo.is_file():
-        try:
-            known = json.loads(memo.read_text())
-        except ValueError:
-            known = {}
-    if key not in known:
-        progress("vmtest: probing whether KVM guests boot here (once per QEMU and host kernel)")
-        guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts, mode="probe"),
-                      virtio_mem=VirtioMem(requested=opts.boot_size), accel="kvm")
-        run = run_guest(guest, logs / "kvm-probe", KVM_PROBE_TIMEOUTS)
-        booted = "# vmtest-probe: booted" in run.results
-        detail = (f"booted in {run.duration_s:.1f} s" if booted
-                  else run.timed_out or "no sign of life from the guest")
-        known[key] = {"works": booted, "detail": detail}
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(json.dumps(known, indent=2) + "\n")
-    verdict = known[key]
-    if verdict["works"]:
-        return "kvm", f"KVM probe boot worked ({verdict['detail']})"
-    return "tcg", f"KVM probe boot failed ({verdict['detail']}); using TCG"
+    return kvm.choose_accel(cache, get_arch(m.arch),
+                            lambda: kvm_probe_boots(m, build, initrd, opts, logs))
+
+
+def kvm_probe_boots(m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
+                    logs: Path) -> bool:
+    """Boot BUILD under KVM in probe mode: does the guest's /init get to say so?"""
+    progress("vmtest: probing whether KVM guests boot here (once per QEMU and host kernel)")
+    guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts, mode="probe"),
+                  virtio_mem=VirtioMem(requested=opts.boot_size), accel="kvm")
+    run = run_guest(guest, logs / "kvm-probe", KVM_PROBE_TIMEOUTS)
+    booted = "# vmtest-probe: booted" in run.results
+    detail = (f"booted in {run.duration_s:.1f} s" if booted
+              else run.timed_out or "no sign of life from the guest")
+    progress(f"vmtest: KVM probe: {detail}")
+    return booted
 
 
 # -- one run --------------------------------------------------------------------------------
@@ -258,8 +246,8 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
     if failing:
         summary = f"{failing[0].name}: {failing[0].summary}"
     elif series is not None and series.ktap is not None:
-        passed = sum(1 for r in series.ktap.results if r.status == "pass")
-        skipped = sum(1 for r in series.ktap.results if r.status == "skip")
+        passed = sum(1 for r in series.ktap.results if r.outcome == "pass")
+        skipped = sum(1 for r in series.ktap.results if r.outcome == "skip")
         base_note = ", base run side by side" if "base" in by_label else ""
         summary = (f"{outcome.arch}/{outcome.accel}: {passed} guest checks passed, {skipped} "
                    f"skipped{base_note}; {data.get('boot_to_result_s', 0):.0f} s boot to "
