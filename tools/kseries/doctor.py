@@ -20,6 +20,7 @@ from kseries.core.pipeline import Planned, StageDef
 from kseries.core.proc import PACKAGE_OF
 from kseries.core.report import EXIT_ERROR
 from kseries.core.tools import program_version
+from kseries.kernel.arches import packages_of_programs
 from kseries.stages.registry import BY_NAME, STAGES
 
 MIN_FREE_GIB = 20  # one build dir per arch plus a worktree and the tree: about that much
@@ -40,9 +41,7 @@ def program_path(name: str) -> str | None:
 
 
 def package_of(program: str) -> str:
-    if program.endswith("-ld"):
-        return f"binutils-{program.removesuffix('-ld')}"
-    return PACKAGE_OF.get(program, program)
+    return {**PACKAGE_OF, **packages_of_programs()}.get(program, program)
 
 
 def missing_tools(programs: Iterable[str]) -> list[str]:

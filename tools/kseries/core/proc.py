@@ -23,7 +23,8 @@ from typing import IO
 
 from kseries.core.errors import InfraError, KseriesError
 
-# Debian package that provides each external program we call.
+# Debian package that provides each external program we call that is not per arch (the
+# compilers, binutils and QEMU of each arch are in kernel/arches.toml).
 PACKAGE_OF: Mapping[str, str] = {
     "apt-get": "apt",
     "dpkg-deb": "dpkg",
@@ -35,13 +36,6 @@ PACKAGE_OF: Mapping[str, str] = {
     "ccache": "ccache",
     "sparse": "sparse",
     "spatch": "coccinelle",
-    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
-    "powerpc64le-linux-gnu-gcc": "gcc-powerpc64le-linux-gnu",
-    "s390x-linux-gnu-gcc": "gcc-s390x-linux-gnu",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-system-aarch64": "qemu-system-arm",
-    "qemu-system-ppc64": "qemu-system-ppc",
-    "qemu-system-s390x": "qemu-system-s390x",
     "kexec": "kexec-tools",
     "busybox": "busybox-static",
 }

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
+import sys
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
+
+from kseries.core.proc import ToolTimeout, run
 
 # Python packages kseries drives; their versions change what b4, kconfiglib... do.
 PYTHON_PACKAGES = ("b4", "GitPython", "kconfiglib", "unidiff")
@@ -14,14 +17,13 @@ VERSION_TIMEOUT_S = 20
 
 def program_version(program: str) -> str:
     """First line of `PROGRAM --version`, or why there is none."""
-    path = shutil.which(program)
+    beside_python = Path(sys.executable).parent / program  # b4 lives in the venv
+    path = str(beside_python) if beside_python.is_file() else shutil.which(program)
     if path is None:
         return "not installed"
     try:
-        proc = subprocess.run([path, "--version"], capture_output=True, text=True,
-                              errors="replace", timeout=VERSION_TIMEOUT_S, check=False,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        proc = run([path, "--version"], timeout_s=VERSION_TIMEOUT_S, check=False)
+    except ToolTimeout:
         return f"no answer to --version within {VERSION_TIMEOUT_S} s"
     lines = [line.strip() for line in (proc.stdout or proc.stderr).splitlines() if line.strip()]
     return lines[0] if lines else "unknown"

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kseries.core.errors import KseriesError
+from kseries.core.errors import InfraError, KseriesError
 from kseries.core.proc import require_program, run
 
 REGISTRY = "arches.toml"
@@ -176,10 +176,20 @@ def check_toolchain(arch: Arch) -> None:
     """Fail with one line naming the Debian package when ARCH's compiler or binutils is missing."""
     for program in (arch.cc, arch.ld):
         if shutil.which(program) is None:
-            raise KseriesError(f"{arch.name}: cross compiler '{program}' is not installed; "
-                               f"install it: apt-get install {arch.gcc_package}")
+            raise InfraError(f"{arch.name}: cross compiler '{program}' is not installed; "
+                             f"install it: apt-get install {packages_of_programs()[program]}")
     for program in ("make", "ccache"):
         require_program(program)
+
+
+def require_arch_program(program: str) -> str:
+    """The path of an arch's compiler, binutils or QEMU, or an error naming its package."""
+    found = shutil.which(program)
+    if found is None:
+        package = packages_of_programs().get(program, program)
+        raise InfraError(f"'{program}' is not installed; install it: apt-get install {package} "
+                         "(or run 'make setup')")
+    return found
 
 
 def toolchain_version(arch: Arch) -> str:

@@ -26,8 +26,8 @@ from types import MappingProxyType
 from typing import Any
 
 from kseries.core.errors import KseriesError
-from kseries.core.proc import command_line, require_program
-from kseries.kernel.arches import ARCHES, Arch, GuestFacts
+from kseries.core.proc import ToolTimeout, command_line, run
+from kseries.kernel.arches import ARCHES, Arch, GuestFacts, require_arch_program
 
 MIB = 1 << 20
 
@@ -231,7 +231,7 @@ class _Tail:
 def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
               on_request: RequestHandler | None = None) -> GuestRun:
     """Boot GUEST until it powers off (or is killed), serving its requests; logs go to LOGS."""
-    require_program(guest.machine.qemu)
+    require_arch_program(guest.machine.qemu)
     logs.mkdir(parents=True, exist_ok=True)
     console_path, results_path = logs / "console.log", logs / "results.tap"
     for path in (console_path, results_path):
@@ -245,6 +245,8 @@ def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
     timed_out: str | None = None
     start = time.monotonic()
     with stderr_path.open("wb") as stderr:
+        # Not proc.run: the guest is watched while it runs (QMP requests, a silence
+        # timeout as well as a total one, see _watch), and stopped by _stop.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
         try:
             qmp = connect_qmp(qmp_path, proc)
@@ -336,14 +338,13 @@ def resize_virtio_mem(device: VirtioMem, wait_s: float = 60.0) -> RequestHandler
 
 
 def qemu_version(binary: str) -> str:
-    proc = subprocess.run([require_program(binary), "--version"], capture_output=True, text=True,
-                          check=False)
+    proc = run([require_arch_program(binary), "--version"], timeout_s=60, check=False)
     return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
 
 
 def memory_device_support(m: Machine) -> tuple[bool, str]:
     """Does this QEMU map a virtio-mem device on M's machine? Asked of QEMU itself (-S, QMP)."""
-    binary = require_program(m.qemu)
+    binary = require_arch_program(m.qemu)
     cmd = [binary, *m.machine_args, "-accel", "tcg", "-nodefaults", "-display", "none", "-S",
            "-m", "512M,maxmem=4G,slots=1", "-object", "memory-backend-ram,id=probe-mem,size=1G",
            "-device", f"{m.memory_device},id=probe,memdev=probe-mem,requested-size=0",
@@ -351,9 +352,8 @@ def memory_device_support(m: Machine) -> tuple[bool, str]:
     script = "".join(json.dumps({"execute": c}) + "\n"
                      for c in ("qmp_capabilities", "query-memory-devices", "quit"))
     try:
-        proc = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=60,
-                              check=False)
-    except subprocess.TimeoutExpired:
+        proc = run(cmd, input_text=script, timeout_s=60, check=False)
+    except ToolTimeout:
         return False, f"{m.qemu} did not answer a QMP probe within 60 s"
     for line in proc.stdout.splitlines():
         reply = json.loads(line) if line.startswith("{") else {}

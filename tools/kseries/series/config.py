@@ -10,8 +10,9 @@ from typing import Any
 
 from kseries.core.errors import KseriesError
 from kseries.core.paths import PATCHES_DIR
+from kseries.kernel.arches import ARCHES
 
-KNOWN_ARCHES = ("x86_64", "arm64", "powerpc", "s390")
+KNOWN_ARCHES = tuple(ARCHES)
 REVISION_RE = re.compile(r"^v[1-9][0-9]*$")
 
 

@@ -18,12 +18,9 @@ fail there (or the suite not build), which proves that it tests them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -35,10 +32,10 @@ from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.pipeline import reproducer as command_reproducer
-from kseries.core.proc import command_line, require_program
+from kseries.core.proc import ToolTimeout, command_line, run
 from kseries.core.report import Check, Stage, Status, stopwatch, worst
 from kseries.kernel import kvm
-from kseries.kernel.arches import ARCHES, Arch, get_arch
+from kseries.kernel.arches import ARCHES, Arch, get_arch, require_arch_program
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
@@ -369,8 +366,8 @@ def accel_args(spec: Arch, accel: str) -> list[str]:
 
 
 def check_tools(spec: Arch) -> None:
-    require_program(spec.qemu)
-    require_program(spec.cc)
+    require_arch_program(spec.qemu)
+    require_arch_program(spec.cc)
 
 
 def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
@@ -504,37 +501,16 @@ def tree_relative(case: CaseResult, worktree: Path, build: Path) -> CaseResult:
 
 def run_logged(cmd: Sequence[str | Path], cwd: Path, log: Path, timeout_s: int,
                env: dict[str, str] | None = None) -> Ran:
-    """Run CMD in its own process group, appending its output to LOG; kill it on timeout."""
-    args = [str(part) for part in cmd]
-    full_env = {**os.environ, **env} if env else None
-    with log.open("ab") as stream:
-        stream.write(f"$ {command_line(args, cwd)}\n".encode())
-        stream.flush()
-        start = stream.tell()
-        proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=stream,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        code: int | None
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            code = None
-        except BaseException:
-            kill_group(proc)
-            raise
-    output = log.read_bytes()[start:].decode(errors="replace")
-    if code is None:
-        with log.open("a") as stream:
-            stream.write(f"\nkseries: killed after {timeout_s} s\n")
-    return Ran(code, output)
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """End the process group we started for PROC (kunit.py and its make or QEMU)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    """Run CMD through proc.run (its own process group, LC_ALL=C, output appended to LOG);
+    a run past TIMEOUT_S is killed with its group and comes back with returncode None, so
+    the caller can still read what kunit.py printed before it hung."""
+    start = log.stat().st_size if log.exists() else 0
+    try:
+        proc = run(cmd, cwd=cwd, env=env, log=log, timeout_s=timeout_s, check=False)
+    except ToolTimeout:
+        text = log.read_bytes()[start:].decode(errors="replace")
+        return Ran(None, text.partition("\n")[2])
+    return Ran(proc.returncode, proc.stdout)
 
 
 # --- KVM or TCG -----------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from kseries.core.pipeline import RunState, StageDef
 from kseries.core.proc import require_program
 from kseries.core.report import Check, Stage, stopwatch, worst
 from kseries.kernel import ktap, kvm
-from kseries.kernel.arches import arch_of_host, get_arch
+from kseries.kernel.arches import arch_of_host, get_arch, require_arch_program
 from kseries.kernel.qemu import (
+    MACHINES,
     MIB,
     Guest,
     Machine,
@@ -204,7 +205,7 @@ def arch_check(arch: str) -> Check:
     when not: QEMU's own answer about virtio-mem on that machine, and the guest userspace."""
     m = machine(arch)
     try:
-        require_program(m.qemu)
+        require_arch_program(m.qemu)
     except KseriesError as err:
         return Check(f"{arch} guest", "skip", str(err))
     supported, detail = memory_device_support(m)
@@ -300,7 +301,7 @@ def vmtest_stage(state: RunState, options: VmOptions) -> Stage:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+    parser.add_argument("--arch", choices=tuple(MACHINES), default="x86_64",
                         help="guest architecture (default: x86_64)")
     parser.add_argument("--no-base", dest="base", action="store_false",
                         help="do not build and run the base kernel for comparison")
