@@ -39,7 +39,8 @@ def fake(name: str, result: Callable[[RunState], Stage], needs: tuple[str, ...] 
 
 
 def passing(name: str, **data: Any) -> Callable[[RunState], Stage]:
-    return lambda _state: Stage(name, "pass", f"{name} ok", 0.0, data=dict(data))
+    return lambda _state: Stage(name=name, status="pass", summary=f"{name} ok", duration_s=0.0,
+                                data=dict(data))
 
 
 def raising(error: BaseException) -> Callable[[RunState], Stage]:
@@ -99,7 +100,7 @@ def test_report_is_written_after_every_stage(tmp_path: Path) -> None:
 
     def second(_state: RunState) -> Stage:
         seen.append([s["name"] for s in saved(tmp_path)["stages"]])
-        return Stage("b", "pass", "", 0.0)
+        return Stage(name="b", status="pass", summary="", duration_s=0.0)
 
     run(context(tmp_path), fake("a", passing("a")), fake("b", second))
     assert seen == [["a"]]
@@ -142,14 +143,14 @@ def test_earlier_stages_are_visible_to_a_later_standalone_run(tmp_path: Path) ->
     def reader(state: RunState) -> Stage:
         earlier = state.latest("build")
         got.append(earlier.data if earlier else None)
-        return Stage("callers", "pass", "", 0.0)
+        return Stage(name="callers", status="pass", summary="", duration_s=0.0)
 
     run(ctx, fake("callers", reader))
     assert got == [{"coverage": {"x": 1}}]
 
 
 def fixed(name: str, status: Status) -> Callable[[RunState], Stage]:
-    return lambda _state: Stage(name, status, status, 0.0)
+    return lambda _state: Stage(name=name, status=status, summary=status, duration_s=0.0)
 
 
 @pytest.mark.parametrize(("statuses", "code"), [
@@ -170,7 +171,8 @@ def test_exit_code_of_the_stages_this_run_ran(tmp_path: Path, statuses: tuple[St
 def test_exit_code_ignores_stages_of_earlier_runs(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     ctx = context(tmp_path)
-    run(ctx, fake("build", lambda _s: Stage("build", "fail", "broken", 0.0)))
+    run(ctx, fake("build", lambda _s: Stage(name="build", status="fail", summary="broken",
+                                            duration_s=0.0)))
     planned = [Planned(fake("callers", passing("callers")), NoOptions())]
     outcome = Runner(ctx, "callers", lambda _m: None).run(planned)
     assert outcome.report.status == "fail"  # the merged report still shows the build

@@ -35,15 +35,17 @@ def test_one_aggregation_rule(statuses: list[Status], expected: Status) -> None:
 
 def test_skips_never_hide_passes_in_a_stage() -> None:
     """The callers stage with --no-spatch: every call passed, the second opinion skipped."""
-    checks = [Check("call a", "pass", "converted"), Check("call b", "pass", "converted"),
-              Check("second opinion (spatch)", "skip", "skipped: --no-spatch")]
+    checks = [Check(name="call a", status="pass", summary="converted"),
+              Check(name="call b", status="pass", summary="converted"),
+              Check(name="second opinion (spatch)", status="skip", summary="skipped: --no-spatch")]
     stage = stage_from_checks("callers", checks, 1.0)
     assert stage.status == "pass"
     assert stage.summary == "2 of 3 checks passed"
 
 
 def test_a_failing_check_names_the_stage_summary() -> None:
-    checks = [Check("call a", "pass", "converted"), Check("call b", "fail", "b: no flag")]
+    checks = [Check(name="call a", status="pass", summary="converted"),
+              Check(name="call b", status="fail", summary="b: no flag")]
     assert stage_from_checks("callers", checks, 1.0).summary == "b: no flag"
 
 
@@ -54,11 +56,13 @@ def test_exit_codes(status: Status, code: int) -> None:
 
 
 def sample_report() -> Report:
-    apply = Stage("apply", "pass", "2 patches applied", 1.5,
-                  (Check("patch 1", "pass", "abc mm: one", step="patch 1"),),
+    apply = Stage(name="apply", status="pass", summary="2 patches applied", duration_s=1.5,
+                  checks=(Check(name="patch 1", status="pass", summary="abc mm: one",
+                                step="patch 1"),),
                   data={"base": "b" * 40, "head": "h" * 40})
-    build = Stage("build", "warn", "1 new warning", 20.0,
-                  (Check("x86_64 head", "warn", "1 new warning", arch="x86_64", step="head",
+    build = Stage(name="build", status="warn", summary="1 new warning", duration_s=20.0,
+                  checks=(Check(name="x86_64 head", status="warn", summary="1 new warning",
+                                arch="x86_64", step="head",
                          rule="new-warning", log="/tmp/x/build.log"),), log="/tmp/x")
     report = Report("mhp-driver-managed", "v2", "default", [apply, build],
                     started="2026-01-01T00:00:00Z", tools={"git": "git version 2.39.5"})
@@ -89,7 +93,7 @@ def test_report_reads_back_and_merges(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temp file left
     again = load_report(tmp_path)
     assert again is not None and again.stages == report.stages
-    again.add(Stage("build", "pass", "rebuilt", 1.0))
+    again.add(Stage(name="build", status="pass", summary="rebuilt", duration_s=1.0))
     assert [(s.name, s.status) for s in again.stages] == [("apply", "pass"), ("build", "pass")]
 
 

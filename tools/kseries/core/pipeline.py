@@ -177,20 +177,21 @@ class Runner:
         name = item.stage.name
         unmet = self._unmet(item)
         if unmet:
-            return Stage(name, "skip", unmet, 0.0)
+            return Stage(name=name, status="skip", summary=unmet, duration_s=0.0)
         self.progress(f"stage {name}: starting")
         with stopwatch() as took:
             try:
                 done = item.stage.run(self.state, item.options)
                 return replace(done, reproducer=item.stage.reproducer(self.ctx, item.options))
             except InfraError as err:
-                failed = Stage(name, "error", str(err), 0.0)
+                failed = Stage(name=name, status="error", summary=str(err), duration_s=0.0)
             except KseriesError as err:
-                failed = Stage(name, "fail", str(err), 0.0)
+                failed = Stage(name=name, status="fail", summary=str(err), duration_s=0.0)
             except Exception as err:
                 log = self._traceback_log(name)
-                failed = Stage(name, "error", f"internal error: {type(err).__name__}: {err} "
-                               f"(traceback: {log})", 0.0, log=str(log))
+                failed = Stage(name=name, status="error",
+                               summary=f"internal error: {type(err).__name__}: {err} "
+                               f"(traceback: {log})", duration_s=0.0, log=str(log))
         self.raised.append((name, failed.summary))
         return replace(failed, duration_s=took[0])
 

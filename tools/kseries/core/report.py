@@ -36,7 +36,7 @@ EXIT_FOR: Mapping[Status, int] = {"pass": EXIT_PASS, "skip": EXIT_PASS, "warn": 
                                   "fail": EXIT_FAIL, "error": EXIT_ERROR}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     """One check inside a stage: a status, a one-line summary, where to look, how to redo it.
 
@@ -56,7 +56,7 @@ class Check:
     rule: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     name: str
     status: Status
@@ -81,7 +81,8 @@ def stage_from_checks(name: str, checks: Sequence[Check], duration_s: float, sum
         failing = [c for c in checks if c.status == status and status not in ("pass", "skip")]
         passed = sum(1 for c in checks if c.status == "pass")
         summary = failing[0].summary if failing else f"{passed} of {len(checks)} checks passed"
-    return Stage(name, status, summary, duration_s, tuple(checks), **extra)
+    return Stage(name=name, status=status, summary=summary, duration_s=duration_s,
+                 checks=tuple(checks), **extra)
 
 
 def exit_code(status: Status) -> int:

@@ -22,12 +22,14 @@ def revisions_stage(state: RunState, _options: NoOptions) -> Stage:
     ctx = state.ctx
     assert state.tree is not None and state.applied is not None  # needs apply
     if ctx.options.mbox is not None:
-        return Stage("revisions", "skip", "--mbox given: no previous revision to compare", 0.0)
+        return Stage(name="revisions", status="skip",
+                     summary="--mbox given: no previous revision to compare", duration_s=0.0)
     current = ctx.config.revision(ctx.options.revision)
     previous = ctx.config.previous(current.name)
     if previous is None:
-        return Stage("revisions", "skip", f"{current.name} is the first revision in series.toml",
-                     0.0)
+        return Stage(name="revisions", status="skip",
+                     summary=f"{current.name} is the first revision in series.toml",
+                     duration_s=0.0)
     with stopwatch() as took:
         result = upkeep.compare(ctx, state.tree, previous.name, current.name)
         # compare() checks out other revisions in the scratch worktree: later stages of
@@ -36,7 +38,8 @@ def revisions_stage(state: RunState, _options: NoOptions) -> Stage:
     text = ctx.out / "revisions.txt"
     text.parent.mkdir(parents=True, exist_ok=True)
     text.write_text(result.format_text() + "\n")
-    return Stage("revisions", "pass", result.summary(), took[0], log=str(text),
+    return Stage(name="revisions", status="pass", summary=result.summary(), duration_s=took[0],
+                 log=str(text),
                  data=result.to_json())
 
 

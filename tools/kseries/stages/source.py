@@ -19,8 +19,9 @@ def tree_stage(state: RunState, _options: NoOptions) -> Stage:
     with stopwatch() as took:
         state.tree = state.ctx.tree()
     tree = state.tree
-    return Stage("tree", "pass", f"Linux {tree.version} at {tree.base_commit[:12]} ({tree.path})",
-                 took[0], data={"path": str(tree.path), "version": tree.version,
+    return Stage(name="tree", status="pass",
+                 summary=f"Linux {tree.version} at {tree.base_commit[:12]} ({tree.path})",
+                 duration_s=took[0], data={"path": str(tree.path), "version": tree.version,
                                 "base_commit": tree.base_commit, "default": tree.default})
 
 
@@ -35,16 +36,19 @@ def apply_stage(state: RunState, _options: NoOptions) -> Stage:
 
 
 def applied_stage(applied: ApplyResult, took: float) -> Stage:
-    checks = [Check(f"patch {p.index}", "pass", f"{p.commit[:12]} {p.subject}",
+    checks = [Check(name=f"patch {p.index}", status="pass", summary=f"{p.commit[:12]} {p.subject}",
                     step=f"patch {p.index}") for p in applied.patches]
-    checks += [Check("base", "warn", note, rule="base") for note in applied.notes
+    checks += [Check(name="base", status="warn", summary=note,
+                     rule="base") for note in applied.notes
                if "differs" in note or "not in" in note or "no base-commit" in note]
-    checks += [Check("whitespace", "warn", note, rule="whitespace") for note in applied.notes
+    checks += [Check(name="whitespace", status="warn", summary=note,
+                     rule="whitespace") for note in applied.notes
                if "whitespace" in note]
     what = "already applied" if applied.already_applied else "applied"
     summary = f"{len(applied.patches)} patches {what} on {applied.base[:12]} in {applied.worktree}"
     status: Status = "warn" if any(c.status == "warn" for c in checks) else "pass"
-    return Stage("apply", status, summary, took, tuple(checks),
+    return Stage(name="apply", status=status, summary=summary, duration_s=took,
+                 checks=tuple(checks),
                  data={"worktree": str(applied.worktree), "branch": applied.branch,
                        "base": applied.base, "head": applied.head,
                        "notes": list(applied.notes), "git_am": applied.reproducer})

@@ -46,17 +46,18 @@ def step_check(arch_run: ArchRun, result: StepResult, subject: str,
     errors = errors_only(result.diagnostics)
     name = f"{arch_run.setup.arch.name} {result.step}"
     status: Status = "pass"
+    rule: str | None = None
     broken = new_failures(arch_run.cache, result)
     if broken or (not result.ok and not result.failed):
-        status = "fail"
+        status, rule = "fail", "build-breaks"
         summary = (f"{subject} breaks the build on {arch_run.setup.arch.name}: "
                    f"{', '.join(broken) or 'make failed'}")
     elif not result.ok:
-        status = "warn"
+        status, rule = "warn", "base-fails"
         summary = (f"{subject}: {', '.join(result.failed)} still fail(s) on "
                    f"{arch_run.setup.arch.name}, as at the base")
     elif new:
-        status = "fail"
+        status, rule = "fail", "new-warning"
         summary = f"{subject}: {len(new)} new warning(s) on {arch_run.setup.arch.name}"
     else:
         summary = (f"{subject}: {len(result.objects)} object(s) built, "
@@ -69,8 +70,9 @@ def step_check(arch_run: ArchRun, result: StepResult, subject: str,
             "warnings": [d.headline() for d in warnings_only(mine)],
             "new_warnings": format_0day(warnings_only(mine), new) if new else [],
             "fixed_warnings": [d.headline() for d in fixed]}
-    return Check(name, status, summary, result.duration_s, result.log,
-                 result.reproducer if status != "pass" else None, data), new
+    return Check(name=name, status=status, summary=summary, duration_s=result.duration_s,
+                 log=result.log, reproducer=result.reproducer if status != "pass" else None,
+                 data=data, arch=arch_run.setup.arch.name, step=result.step, rule=rule), new
 
 
 def config_check(setup: ArchSetup) -> Check:
@@ -82,11 +84,14 @@ def config_check(setup: ArchSetup) -> Check:
     if setup.problems:
         first = setup.problems[0]
         more = f" (+{len(setup.problems) - 1} more)" if len(setup.problems) > 1 else ""
-        return Check(name, "fail", f"{setup.arch.name}: {first}{more}", setup.duration_s,
-                     str(setup.out_dir / "config.log"), None, data)
-    return Check(name, "pass", f"{setup.arch.defconfig} + {fragments}: every fragment "
-                 "symbol has its value", setup.duration_s, str(setup.out_dir / "config.log"),
-                 None, data)
+        return Check(name=name, status="fail", summary=f"{setup.arch.name}: {first}{more}",
+                     duration_s=setup.duration_s, log=str(setup.out_dir / "config.log"),
+                     data=data, arch=setup.arch.name, step="config", rule="config")
+    return Check(name=name, status="pass",
+                 summary=f"{setup.arch.defconfig} + {fragments}: every fragment "
+                 "symbol has its value", duration_s=setup.duration_s,
+                 log=str(setup.out_dir / "config.log"), data=data, arch=setup.arch.name,
+                 step="config")
 
 
 def base_check(arch_run: ArchRun) -> Check:
@@ -101,10 +106,13 @@ def base_check(arch_run: ArchRun) -> Check:
     data = {"objects": list(objects), "failed": failed, "reused": arch_run.base_reused,
             "warnings": [d.headline() for d in warnings]}
     if failed:
-        return Check(name, "warn", f"{', '.join(failed)} already fail(s) to build at the base "
-                     f"on {arch_run.setup.arch.name}", took, log, None, data)
-    return Check(name, "pass", f"base: {len(objects)} object(s) {how}, {len(warnings)} "
-                 "warning(s)", took, log, None, data)
+        return Check(name=name, status="warn",
+                     summary=f"{', '.join(failed)} already fail(s) to build at the base "
+                     f"on {arch_run.setup.arch.name}", duration_s=took, log=log, data=data,
+                     arch=arch_run.setup.arch.name, step="base", rule="base-fails")
+    return Check(name=name, status="pass",
+                 summary=f"base: {len(objects)} object(s) {how}, {len(warnings)} "
+                 "warning(s)", duration_s=took, log=log, reproducer=None, data=data)
 
 
 def sparse_check(arch_run: ArchRun, compare: bool) -> Check:
@@ -118,13 +126,20 @@ def sparse_check(arch_run: ArchRun, compare: bool) -> Check:
             "fixed": [d.headline() for d in fixed_warnings(base, mine)] if compare else []}
     name = f"{arch_run.setup.arch.name} sparse"
     if not head.ok or errors_only(mine):
-        return Check(name, "fail", f"sparse failed on {', '.join(head.objects)}",
-                     head.duration_s, head.log, head.reproducer, data)
+        return Check(name=name, status="fail",
+                     summary=f"sparse failed on {', '.join(head.objects)}",
+                     duration_s=head.duration_s, log=head.log, reproducer=head.reproducer,
+                     data=data, arch=arch_run.setup.arch.name, step="sparse", rule="sparse")
     if new:
-        return Check(name, "fail", f"sparse: {len(new)} new warning(s): {new[0].headline()}",
-                     head.duration_s, head.log, head.reproducer, data)
-    return Check(name, "pass", f"sparse (C=2) on {len(head.objects)} touched file(s): "
-                 f"{len(mine)} warning(s), none new", head.duration_s, head.log, None, data)
+        return Check(name=name, status="fail",
+                     summary=f"sparse: {len(new)} new warning(s): {new[0].headline()}",
+                     duration_s=head.duration_s, log=head.log, reproducer=head.reproducer,
+                     data=data, arch=arch_run.setup.arch.name, step="sparse",
+                     rule="new-warning")
+    return Check(name=name, status="pass",
+                 summary=f"sparse (C=2) on {len(head.objects)} touched file(s): "
+                 f"{len(mine)} warning(s), none new", duration_s=head.duration_s,
+                 log=head.log, data=data, arch=arch_run.setup.arch.name, step="sparse")
 
 
 def coverage_matrix(plan: Plan, runs: Sequence[ArchRun]) -> dict[str, dict[str, dict[str, str]]]:
@@ -166,17 +181,22 @@ def coverage_check(plan: Plan, matrix: Mapping[str, Mapping[str, Mapping[str, st
         reasons = "; ".join(f"{f}: " + ", ".join(f"{a}: {c['reason']}" for a, c in
                                                  matrix[f].items()) for f in unbuilt[:3])
         where = "on none of the selected arches" if some_arches else "on no arch"
-        return Check("coverage", status, f"{len(unbuilt)} file(s) built {where}: {reasons}",
+        return Check(name="coverage", status=status,
+                     summary=f"{len(unbuilt)} file(s) built {where}: {reasons}",
                      data=data)
     if gaps:
-        return Check("coverage", "warn", f"coverage gaps: {'; '.join(gaps[:3])}", data=data)
-    return Check("coverage", "pass", f"every one of {len(matrix)} file(s) built on at least "
+        return Check(name="coverage", status="warn",
+                     summary=f"coverage gaps: {'; '.join(gaps[:3])}", data=data)
+    return Check(name="coverage", status="pass",
+                 summary=f"every one of {len(matrix)} file(s) built on at least "
                  "one arch", data=data)
 
 
 def bisect_check(first_bad: Mapping[str, str], runs: Sequence[ArchRun]) -> Check:
     if first_bad:
         text = "; ".join(f"{arch}: first broken by {what}" for arch, what in first_bad.items())
-        return Check("bisect", "fail", text, data={"first_bad": dict(first_bad)})
+        return Check(name="bisect", status="fail", summary=text,
+                     data={"first_bad": dict(first_bad)})
     arches = ", ".join(r.setup.arch.name for r in runs)
-    return Check("bisect", "pass", f"every patch builds on {arches}", data={"first_bad": {}})
+    return Check(name="bisect", status="pass", summary=f"every patch builds on {arches}",
+                 data={"first_bad": {}})

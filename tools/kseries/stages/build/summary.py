@@ -68,8 +68,8 @@ def summarise(ctx: Context, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
                               reproducer=f"kseries build --arch "
                                          f"{' --arch '.join(r.setup.arch.name for r in runs)}")
     return stage if stage.status != "pass" else Stage(
-        stage.name, "pass", pass_summary(plan, runs, applied, options), duration, stage.checks,
-        None, stage.reproducer, stage.data)
+        name=stage.name, status="pass", summary=pass_summary(plan, runs, applied, options),
+        duration_s=duration, checks=stage.checks, reproducer=stage.reproducer, data=stage.data)
 
 
 def pass_summary(plan: Plan, runs: Sequence[ArchRun], applied: ApplyResult,

@@ -29,9 +29,9 @@ def finding_check(finding: Finding) -> Check:
     where = f"{finding.file}:{finding.line}" if finding.file else "spatch"
     function = f" in {finding.function}()" if finding.function else ""
     text = f" `{finding.call_text}`" if finding.call_text else ""
-    return Check(f"{finding.rule or 'caller'} {where}", status,
-                 f"{where}{function}:{text} {finding.message}",
-                 data={"file": finding.file, "line": finding.line})
+    return Check(name=f"{finding.rule or 'caller'} {where}", status=status,
+                 summary=f"{where}{function}:{text} {finding.message}",
+                 data={"file": finding.file, "line": finding.line}, rule=finding.rule or "caller")
 
 
 def call_checks(report: CallerReport, compiled_by: Mapping[str, Sequence[str]] | None
@@ -41,12 +41,12 @@ def call_checks(report: CallerReport, compiled_by: Mapping[str, Sequence[str]] |
         arches = list(compiled_by.get(call.file, [])) if compiled_by is not None else None
         built = f"; built on {', '.join(arches) or 'no arch'}" if arches is not None else ""
         status: Status = "fail" if report.status(call) == "UNCONVERTED" else "pass"
-        checks.append(Check(f"call {call.file}:{call.line}", status,
-                            f"{call.name}() in {call.function or '?'}: "
+        checks.append(Check(name=f"call {call.file}:{call.line}", status=status,
+                            summary=f"{call.name}() in {call.function or '?'}: "
                             f"{report.status(call)}{built}",
                             data={"file": call.file, "line": call.line, "callee": call.name,
                                   "function": call.function, "text": call.text,
-                                  "arches": arches}))
+                                  "arches": arches}, rule="call-converted"))
     return checks
 
 
@@ -64,12 +64,15 @@ def run_checker(worktree: Path, ctx: Context, coverage: Mapping[str, Any] | None
     on_calls = {f for c in report.calls for f in report.findings_for(c)}
     checks += [finding_check(f) for f in report.findings if f not in on_calls]
     checks += [finding_check(f) for f in extra]
-    checks.append(Check("second opinion (spatch)", "warn" if opinion.status == "disagree"
-                        else "skip" if opinion.status == "skipped" else "pass", opinion.detail,
-                        opinion.duration_s, reproducer=opinion.command or None))
+    checks.append(Check(name="second opinion (spatch)",
+                        status="warn" if opinion.status == "disagree"
+                        else "skip" if opinion.status == "skipped" else "pass",
+                        summary=opinion.detail, duration_s=opinion.duration_s,
+                        reproducer=opinion.command or None, rule="second-opinion"))
     checks += [finding_check(f) for f in opinion.findings]
     if compiled_by is None:
-        checks.append(Check("cross-check with builds", "skip", "no build coverage available "
+        checks.append(Check(name="cross-check with builds", status="skip",
+                            summary="no build coverage available "
                             "(run the build stage first, e.g. kseries verify)"))
     errors = len(report.errors)
     summary = (f"{len(report.calls)} calls in {len(report.caller_files)} files, "

@@ -170,10 +170,11 @@ def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
     assert state.tree is not None and state.applied is not None  # needs apply
     if options.write_patch:
         path = write_extra_patch(state.tree, state.applied.head)
-        return Stage("kunit", "skip", f"written: {path}; the suite did not run (--write-patch)",
-                     0.0, data={"written": str(path)})
+        return Stage(name="kunit", status="skip",
+                     summary=f"written: {path}; the suite did not run (--write-patch)",
+                     duration_s=0.0, data={"written": str(path)})
     if not options.arches:
-        return Stage("kunit", "skip", "no arch selected", 0.0)
+        return Stage(name="kunit", status="skip", summary="no arch selected", duration_s=0.0)
     return kunit_for(state.ctx, state.tree, state.applied, options.arches, options.base_arches)
 
 
@@ -215,8 +216,9 @@ def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequenc
     options = KunitOptions(tuple(arches), tuple(base_arches))
     reproducer = command_reproducer("kunit", ctx, options_to_args(options))
     checks = [check for r in runs for check in run_checks(r, reproducer)]
-    return Stage("kunit", worst([c.status for c in checks]), stage_summary(runs, checks), took[0],
-                 tuple(checks),
+    return Stage(name="kunit", status=worst([c.status for c in checks]),
+                 summary=stage_summary(runs, checks), duration_s=took[0],
+                 checks=tuple(checks),
                  data={"worktree": str(applied.worktree), "base": applied.base,
                        "head": applied.head, "runs": [r.to_json() for r in runs]})
 
@@ -251,18 +253,23 @@ def run_checks(r: KunitRun, reproducer: str) -> list[Check]:
         return [bite_check(r, reproducer)]
     required = r.arch == REQUIRED_ARCH
     if r.outcome == "unavailable":
-        return [Check(r.label, "fail" if required else "skip", r.summary,
-                      reproducer=reproducer)]
+        return [Check(name=r.label, status="fail" if required else "skip", summary=r.summary,
+                      reproducer=reproducer, arch=r.arch, step=r.variant, rule="unavailable")]
     if r.outcome in ("config-failed", "build-failed", "no-results"):
-        return [Check(f"{r.label}: run", "fail", r.summary, r.build_s + r.exec_s, r.log,
-                      reproducer, {"errors": list(r.errors)})]
-    checks = [Check(f"{r.label}: {c.full_name}", case_status(c), c.summary(), 0.0,
-                    r.console_log, reproducer, {"diagnostics": list(c.diagnostics)})
+        return [Check(name=f"{r.label}: run", status="fail", summary=r.summary,
+                      duration_s=r.build_s + r.exec_s, log=r.log, reproducer=reproducer,
+                      data={"errors": list(r.errors)}, arch=r.arch, step=r.variant,
+                      rule=r.outcome)]
+    checks = [Check(name=f"{r.label}: {c.full_name}", status=case_status(c), summary=c.summary(),
+                    log=r.console_log, reproducer=reproducer,
+                    data={"diagnostics": list(c.diagnostics)}, arch=r.arch, step=r.variant,
+                    rule="kunit-case")
               for c in r.cases]
     if required and not any(c.status == "pass" for c in r.cases):
-        checks.append(Check(f"{r.label}: suite ran", "fail",
-                            f"no case passed on {r.arch}, the arch every case must run on",
-                            log=r.console_log, reproducer=reproducer))
+        checks.append(Check(name=f"{r.label}: suite ran", status="fail",
+                            summary=f"no case passed on {r.arch}, the arch every case must run on",
+                            log=r.console_log, reproducer=reproducer, arch=r.arch,
+                            step=r.variant, rule="suite-ran"))
     return checks
 
 
@@ -294,8 +301,11 @@ def bite_check(r: KunitRun, reproducer: str) -> Check:
     else:
         status, summary = "warn", f"inconclusive on the base: {r.summary}"
     cases = {c.name: c.summary() for c in r.cases}
-    return Check(name, status, summary, r.build_s + r.exec_s, r.console_log or r.log,
-                 reproducer, {"outcome": r.outcome, "errors": list(r.errors), "cases": cases})
+    return Check(name=name, status=status, summary=summary, duration_s=r.build_s + r.exec_s,
+                 log=r.console_log or r.log,
+                 reproducer=reproducer, data={"outcome": r.outcome, "errors": list(r.errors),
+                                              "cases": cases},
+                 arch=r.arch, step="base", rule="suite-bites")
 
 
 def stage_summary(runs: list[KunitRun], checks: list[Check]) -> str:

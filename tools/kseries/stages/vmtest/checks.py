@@ -146,7 +146,7 @@ def compare(name: str, series: TestResult | None, base: TestResult | None,
             series_ktap: Ktap) -> Check:
     """One check: the series' result, rechecked by the host, next to the base result."""
     if series is None:
-        return Check(name, "fail", "no result from the series kernel")
+        return Check(name=name, status="fail", summary="no result from the series kernel")
     verdict, findings = host_verdict(series_ktap, series)
     guest_says = verdict_of(series)
     status: Status = guest_says
@@ -169,7 +169,7 @@ def compare(name: str, series: TestResult | None, base: TestResult | None,
     data: dict[str, Any] = {"series": _result_data(series)}
     if base is not None:
         data["base"] = _result_data(base)
-    return Check(name, status, summary, data=data)
+    return Check(name=name, status=status, summary=summary, data=data)
 
 
 def _first(findings: list[str], shown: int = 3) -> str:
@@ -235,8 +235,8 @@ def checks_for(series: KernelResult, base: KernelResult | None) -> list[Check]:
             if status != "pass":
                 data["console_tail"] = run.guest.console_tail
         guest = run.guest
-        checks.append(Check(f"{run.label} guest", status, summary,
-                            guest.duration_s if guest else 0.0, data=data,
+        checks.append(Check(name=f"{run.label} guest", status=status, summary=summary,
+                            duration_s=guest.duration_s if guest else 0.0, data=data,
                             log=guest.console_log if guest else None,
                             reproducer=guest.command if guest else None))
     if series.ktap is not None:

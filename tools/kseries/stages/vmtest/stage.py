@@ -179,12 +179,13 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     base = base_commit_of(applied) if opts.base else None
     progress(f"vmtest: building the {opts.arch} guest kernel(s) (small config, ccache)")
     builds, base_error = build_pair(applied.worktree, cache, m, base, applied.head, logs)
-    notes = [Check("base kernel", "warn", f"{base_error}; no comparison")] if base_error else []
+    notes = [Check(name="base kernel", status="warn",
+                   summary=f"{base_error}; no comparison")] if base_error else []
     bad = [b for b in builds if b.problems]
     if bad:
         return Outcome(opts.arch, "none", "", tuple(builds), (), logs, tuple(notes) + tuple(
-            Check(f"{b.label} kernel config", "fail",
-                  "; ".join(str(p) for p in b.problems[:3]), reproducer=b.reproducer)
+            Check(name=f"{b.label} kernel config", status="fail",
+                  summary="; ".join(str(p) for p in b.problems[:3]), reproducer=b.reproducer)
             for b in bad))
     initrds = {b.label: pack_initramfs(applied.worktree, cache, b, opts.arch) for b in builds}
     series_build = builds[-1]
@@ -207,16 +208,19 @@ def arch_check(arch: str) -> Check:
     try:
         require_arch_program(m.qemu)
     except KseriesError as err:
-        return Check(f"{arch} guest", "skip", str(err))
+        return Check(name=f"{arch} guest", status="skip", summary=str(err))
     supported, detail = memory_device_support(m)
     if not supported:
-        return Check(f"{arch} guest", "skip", f"virtio-mem not usable: {detail}",
+        return Check(name=f"{arch} guest", status="skip",
+                     summary=f"virtio-mem not usable: {detail}",
                      data={"qemu": detail})
     problem = userspace_problem(arch)
     if problem:
-        return Check(f"{arch} guest", "skip", f"not run: {detail}, but {problem}",
+        return Check(name=f"{arch} guest", status="skip",
+                     summary=f"not run: {detail}, but {problem}",
                      data={"qemu": detail})
-    return Check(f"{arch} guest", "skip", f"{detail}; run 'kseries vmtest --arch {arch}'",
+    return Check(name=f"{arch} guest", status="skip",
+                 summary=f"{detail}; run 'kseries vmtest --arch {arch}'",
                  data={"qemu": detail})
 
 
@@ -242,6 +246,7 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
         if series.guest is not None:
             data["boot_to_result_s"] = series.guest.duration_s
             data["qemu"] = series.guest.command
+    checks = [replace(c, arch=c.arch or outcome.arch) for c in checks]
     status = worst([c.status for c in checks])
     failing = [c for c in checks if c.status == status and status in ("fail", "warn", "error")]
     if failing:
@@ -257,7 +262,8 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
         summary = "no guest results"
     for other in outcome.other_arches:
         summary += f"; {other.name}: {other.status}"
-    return Stage("vmtest", status, summary, took, tuple(checks), log=str(outcome.logs),
+    return Stage(name="vmtest", status=status, summary=summary, duration_s=took,
+                 checks=tuple(checks), log=str(outcome.logs),
                  data=data)
 
 
@@ -275,7 +281,8 @@ def skipped_stage(arch: str) -> Stage:
     """The stage for an arch this host cannot run a guest for, with QEMU's view of it."""
     with stopwatch() as took:
         check = arch_check(arch)
-    return Stage("vmtest", "skip", check.summary, took[0], (check,),
+    return Stage(name="vmtest", status="skip", summary=check.summary, duration_s=took[0],
+                 checks=(check,),
                  data={"arch": arch})
 
 
