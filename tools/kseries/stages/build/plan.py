@@ -129,12 +129,10 @@ class Plan:
         return {t.obj: t.source for t in self.targets}
 
 
-def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = (),
-              callers: Mapping[str, Sequence[str]] | None = None) -> Plan:
+def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = ()) -> Plan:
     """Which files to compile: touched .c files, then the files that call a function whose
     definition or prototype the series touches; when that includes a function of the API
-    FAMILY (series.toml), the callers of every function of the family. CALLERS (file ->
-    functions, from the caller checker) replaces the git grep when given."""
+    FAMILY (series.toml), the callers of every function of the family."""
     changes = diff_changes(worktree, applied.base, applied.head)
     patch_files = []
     previous = applied.base
@@ -146,7 +144,7 @@ def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = (),
     wanted = dict(functions)
     if set(functions) & set(family):
         wanted.update({name: "api family" for name in family if name not in functions})
-    found = dict(callers) if callers is not None else caller_files(worktree, wanted)
+    found = caller_files(worktree, wanted)
     targets: dict[str, Target] = {}
     skipped: list[tuple[str, str]] = []
     for change in changes:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from kseries.core.context import Context, progress
 from kseries.core.report import Stage, stopwatch
 from kseries.kernel.tree import Tree
@@ -16,13 +14,12 @@ from kseries.stages.build.plan import make_plan
 from kseries.stages.build.summary import summarise
 
 
-def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOptions,
-              callers: Mapping[str, Sequence[str]] | None = None) -> Stage:
+def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOptions) -> Stage:
     """Configure, plan, build (base, per patch, head, sparse) and report, as one Stage."""
     with stopwatch() as took:
         worktree = applied.worktree
         ensure_worktree(tree, worktree, applied.head)
-        plan = make_plan(worktree, applied, ctx.config.api.family, callers)
+        plan = make_plan(worktree, applied, ctx.config.api.family)
         progress(f"build: {len(plan.targets)} file(s) to compile on "
                  f"{', '.join(a.name for a in options.arches)}")
         setups = [configure(ctx.cache, worktree, arch, ctx.out, plan.targets)

@@ -35,7 +35,7 @@ from kseries.core.pipeline import reproducer as command_reproducer
 from kseries.core.proc import ToolTimeout, command_line, run
 from kseries.core.report import Check, Stage, Status, stopwatch, worst
 from kseries.kernel import kvm
-from kseries.kernel.arches import ARCHES, Arch, get_arch, require_arch_program
+from kseries.kernel.arches import ARCHES, Arch, get_arch, jobs, require_arch_program
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
@@ -55,7 +55,6 @@ REQUIRED_ARCH = "x86_64"
 VERIFY_BASE_ARCHES = (REQUIRED_ARCH,)
 SUITE_SOURCE = "mm/memory_hotplug_kunit.c"
 KUNIT_PY = "tools/testing/kunit/kunit.py"
-JOBS = 2
 BUILD_TIMEOUT_S = 3 * 3600
 KVM_TIMEOUT_S = 180  # TCG: the arch's kunit.tcg_timeout_s in kernel/arches.toml
 PROBE_TIMEOUT_S = 30
@@ -397,7 +396,7 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
     tool = [sys.executable, KUNIT_PY]
     progress(f"kunit: {arch} ({variant}): building in {build}")
     with stopwatch() as took_build:
-        built = run_logged([*tool, "build", *common, f"--jobs={JOBS}"], worktree, log,
+        built = run_logged([*tool, "build", *common, f"--jobs={jobs()}"], worktree, log,
                            BUILD_TIMEOUT_S, build_env(ctx.cache))
     if built.returncode != 0:
         return build_failure(arch, variant, built, took_build[0], log,
@@ -415,7 +414,7 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
     console = logs / f"{variant}-{arch}.console.log"
     if (build / "test.log").is_file():
         shutil.copyfile(build / "test.log", console)
-    command = command_line([*tool, "run", *common, f"--jobs={JOBS}",
+    command = command_line([*tool, "run", *common, f"--jobs={jobs()}",
                             f"--timeout={timeout_for(spec, accel)}",
                             *accel_args(spec, accel), "--json"], worktree)
     result = exec_result(arch, variant, ran, json_path, console, overlay, accel_note,
