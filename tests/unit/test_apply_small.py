@@ -76,7 +76,12 @@ def test_conflict_names_patch_file_and_hunk(small_repo: Path, series_mbox: Path,
     worktree = worktree_path(tmp_path / "cache", open_user_tree(small_repo))
     assert git(worktree, "rev-parse", "HEAD") == git(small_repo, "rev-parse", "HEAD")
     assert git(worktree, "status", "--porcelain") == ""
-    assert not list((worktree.parent).glob("*/.git/rebase-apply"))
+    # git am keeps its state in the linked worktree's own git dir: it must be gone, or every
+    # later apply in this worktree fails ("previous rebase directory ... still exists").
+    assert not (Path(git(worktree, "rev-parse", "--absolute-git-dir")) / "rebase-apply").exists()
+    again = run_cli("apply", "--tree", small_repo, "--mbox", series_mbox, "--onto", "HEAD~1",
+                    "--cache-dir", tmp_path / "cache")
+    assert again.returncode == 0, again.stderr
 
 
 def test_already_applied_is_recognised(small_repo: Path, series_mbox: Path,

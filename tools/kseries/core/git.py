@@ -278,8 +278,16 @@ def am(worktree: Path, mbx: Path, identity: Mapping[str, str]) -> GitRun:
                    config=identity, check=False)
 
 
-def am_abort(worktree: Path) -> None:
-    run_git(worktree, "am", "--abort", check=False)
+def am_abort(worktree: Path, identity: Mapping[str, str]) -> None:
+    """End a `git am` left half done in WORKTREE, if any. It needs IDENTITY like am itself
+    (the abort writes the reflog), and a rebase-apply dir that outlives it is an error:
+    every later am in that worktree would refuse to start."""
+    if not (git_dir(worktree) / "rebase-apply").exists():
+        return
+    aborted = run_git(worktree, "am", "--abort", config=identity, check=False)
+    if (git_dir(worktree) / "rebase-apply").exists():
+        raise KseriesError(f"cannot end an interrupted git am in {worktree}: "
+                           f"{last_line(aborted.output)}; run 'git -C {worktree} am --abort'")
 
 
 def patch_ids(repo: Path, text: str) -> list[tuple[str, str]]:

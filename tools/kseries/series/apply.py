@@ -79,7 +79,7 @@ def checkout(worktree: Path, commit: str) -> None:
     """Force our scratch worktree to COMMIT (it is ours: nothing of the user's lives there)."""
     if (worktree / ".git").is_file():
         drop_stale_index_lock(worktree)
-        g.am_abort(worktree)
+        g.am_abort(worktree, APPLY_IDENTITY)
     g.force_checkout(worktree, commit)
 
 
