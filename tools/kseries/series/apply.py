@@ -47,6 +47,7 @@ class ApplyResult:
     already_applied: bool
     notes: tuple[str, ...]
     reproducer: str
+    series: Series | None = None
 
 
 def worktree_path(cache: Path, tree: Tree) -> Path:

@@ -32,6 +32,10 @@ class Patch:
     subject: str
     body: str
     paths: tuple[str, ...]
+    message_id: str = ""
+    author: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
 
     @property
     def diff(self) -> str:
@@ -45,6 +49,8 @@ class Series:
     cover_subject: str | None
     cover_body: str | None
     patches: tuple[Patch, ...]
+    cover_to: tuple[str, ...] = ()
+    cover_cc: tuple[str, ...] = ()
 
     @property
     def base_commit(self) -> str | None:
