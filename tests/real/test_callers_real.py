@@ -349,10 +349,9 @@ def series_applied(real_tree: Tree) -> Path:
     from kseries.kernel.tree import cache_dir
     from kseries.series.apply import apply_series
     from kseries.series.config import load_series
-    from kseries.series.mbox import read_series
 
     config = load_series()
-    applied = apply_series(real_tree, read_series(config.revision().mbox), cache_dir(),
+    applied = apply_series(real_tree, config.revision().mbox, cache_dir(),
                            config.name, config.current)
     return applied.worktree
 

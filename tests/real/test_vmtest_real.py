@@ -24,7 +24,6 @@ from kseries.kernel.qemu import Guest, Timeouts, machine, run_guest
 from kseries.kernel.tree import Tree, cache_dir
 from kseries.series.apply import apply_series
 from kseries.series.config import load_series
-from kseries.series.mbox import read_series
 from kseries.stages.vmtest import initramfs as ir
 from tests.conftest import FIXTURES, GIT_ENV, ROOT, git
 
@@ -122,8 +121,7 @@ def mutant_mbox(real_tree: Tree, series_run: VmRun,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The series plus a patch that creates a firmware memmap entry for every hot-added range,
     driver managed or not (the bug the series exists to prevent)."""
-    series = read_series(series_mbox())
-    applied = apply_series(real_tree, series, cache_dir(), "vmtest-mutant", "mutant-src")
+    applied = apply_series(real_tree, series_mbox(), cache_dir(), "vmtest-mutant", "mutant-src")
     hotplug = applied.worktree / "mm" / "memory_hotplug.c"
     text = hotplug.read_text()
     mutated, count = MEMMAP_ADD.subn(r"\n\1", text)

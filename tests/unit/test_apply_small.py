@@ -12,7 +12,6 @@ from kseries.core.errors import KseriesError
 from kseries.core.lock import cache_lock
 from kseries.kernel.tree import open_user_tree
 from kseries.series.apply import apply_series, worktree_path
-from kseries.series.mbox import read_series
 from tests.conftest import assert_one_line_error, git, make_series, run_cli, snapshot
 
 EDITS = [("mm/a.c", "int line3;\n", "int line3_renamed;\n"),
@@ -27,7 +26,7 @@ def series_mbox(small_repo: Path, tmp_path: Path) -> Path:
 def test_apply_in_scratch_worktree(small_repo: Path, series_mbox: Path, tmp_path: Path) -> None:
     before = snapshot(small_repo)
     tree = open_user_tree(small_repo)
-    result = apply_series(tree, read_series(series_mbox), tmp_path / "cache", "demo", "v1")
+    result = apply_series(tree, series_mbox, tmp_path / "cache", "demo", "v1")
     assert snapshot(small_repo) == before
     assert result.worktree == worktree_path(tmp_path / "cache", tree)
     assert [p.subject for p in result.patches] == ["mm: change 1", "mm: change 2"]
@@ -39,8 +38,8 @@ def test_apply_in_scratch_worktree(small_repo: Path, series_mbox: Path, tmp_path
 def test_reapply_reuses_worktree_and_gives_same_commits(small_repo: Path, series_mbox: Path,
                                                          tmp_path: Path) -> None:
     tree = open_user_tree(small_repo)
-    first = apply_series(tree, read_series(series_mbox), tmp_path / "c", "demo", "v1")
-    second = apply_series(tree, read_series(series_mbox), tmp_path / "c", "demo", "v1")
+    first = apply_series(tree, series_mbox, tmp_path / "c", "demo", "v1")
+    second = apply_series(tree, series_mbox, tmp_path / "c", "demo", "v1")
     assert first.worktree == second.worktree
     assert first.head == second.head
 
@@ -56,7 +55,7 @@ def test_mbox_without_message_ids_is_threaded_for_b4(small_repo: Path, series_mb
         line for line in source.read_text().splitlines(keepends=True)
         if not line.lower().startswith(("message-id:", "in-reply-to:", "references:"))))
     tree = open_user_tree(small_repo)
-    result = apply_series(tree, read_series(unthreaded), tmp_path / "cache", "demo", "v1")
+    result = apply_series(tree, unthreaded, tmp_path / "cache", "demo", "v1")
     assert [p.subject for p in result.patches] == ["mm: change 1", "mm: change 2"]
     assert any("without Message-Id" in note for note in result.notes)
     assert unthreaded.read_text().count("Message-Id") == 0  # the user's file is untouched
@@ -171,7 +170,7 @@ def test_unsafe_path_refused_before_anything_happens(small_repo: Path, series_mb
 
 def test_onto_unknown_revision(small_repo: Path, series_mbox: Path, tmp_path: Path) -> None:
     with pytest.raises(KseriesError, match="--onto nope is not a commit"):
-        apply_series(open_user_tree(small_repo), read_series(series_mbox), tmp_path, "d", "v1",
+        apply_series(open_user_tree(small_repo), series_mbox, tmp_path, "d", "v1",
                      onto="nope")
 
 

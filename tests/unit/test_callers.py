@@ -409,7 +409,7 @@ def test_a_from_line_in_a_commit_message_does_not_cut_the_patch(synthetic: Path,
     assert patch.diff.startswith(NEW_FLAG_DIFF)
     ctx = make_context(Options(series_file=None, cache_dir=tmp_path / "cache", tree=None,
                                revision=None, mbox=mbox, out=tmp_path / "out"))
-    _, report = run_checker(synthetic, ctx, None, with_spatch=False)
+    _, report = run_checker(synthetic, ctx, [patch.diff], None, with_spatch=False)
     assert report.changed_api is not None
     assert report.changed_api.new_constants == ("MHP_NEW_FLAG",)
     assert [f.name for f in report.changed_api.functions] == ["MHP_NEW_FLAG"]

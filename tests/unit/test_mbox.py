@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kseries.core.errors import KseriesError
-from kseries.series.mbox import read_series, threaded_text
+from kseries.series.mbox import read_series
 from tests.conftest import FIXTURES
 
 
@@ -56,28 +56,6 @@ def test_unsafe_paths_are_refused(tmp_path: Path, bad: str) -> None:
                                  f"a/{bad} b/{bad}", 1))
     with pytest.raises(KseriesError, match="unsafe path"):
         read_series(evil)
-
-
-def test_threading_adds_ids_only_where_missing_and_ignores_from_in_bodies(tmp_path: Path) -> None:
-    """A body line starting with 'From ' is prose, not a new message."""
-    mbox = tmp_path / "series.mbx"
-    mbox.write_text(
-        "From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001\n"
-        "From: A <a@example.org>\nSubject: [PATCH 1/2] one\n\n"
-        "From the docs: this is prose.\n---\ndiff --git a/x b/x\n\n"
-        "From 2222222222222222222222222222222222222222 Mon Sep 17 00:00:00 2001\n"
-        "From: A <a@example.org>\nMessage-Id: <two@example.org>\n"
-        "Subject: [PATCH 2/2] two\n\nbody\n")
-    text = threaded_text(mbox)
-    assert text is not None
-    assert text.count("Message-Id: <kseries.0@localhost>") == 1
-    assert "Message-Id: <two@example.org>\n" in text
-    assert "In-Reply-To: <kseries.0@localhost>\nReferences: <kseries.0@localhost>\n" in text
-    assert "From the docs: this is prose.\n" in text
-    assert text.count("Message-Id:") == 2
-    assert threaded_text(tmp_path / "series.mbx") is not None
-    mbox.write_text(text)
-    assert threaded_text(mbox) is None
 
 
 def test_body_line_starting_with_from_stays_in_its_patch(tmp_path: Path) -> None:

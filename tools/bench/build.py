@@ -27,7 +27,6 @@ from kseries.series.apply import (
     remove_worktree,
     scratch_branch,
 )
-from kseries.series.mbox import read_series
 from kseries.stages.build.make import run_make
 from kseries.stages.build.options import WARN_FLAGS, BuildOptions
 from kseries.stages.build.plan import diff_changes
@@ -157,14 +156,14 @@ def bench_build(ctx: Context) -> dict[str, Any]:
         scratch = Path(scratch_name)
         bench_ctx = replace(ctx, cache=scratch / "cache",
                             options=replace(ctx.options, out=scratch / "out"))
-        applied = apply_series(tree, ctx.series(), bench_ctx.cache, ctx.config.name,
+        applied = apply_series(tree, ctx.mbox_path(), bench_ctx.cache, ctx.config.name,
                                ctx.revision_name)
         try:
             with _ccache_dir(scratch / "ccache"):
                 cold_s, cold = _timed_build(bench_ctx, tree, applied, options)
                 warm_s, _ = _timed_build(bench_ctx, tree, applied, options)
                 v3 = revised_series(applied.worktree, applied, scratch / "v3.mbx")
-                applied3 = apply_series(tree, read_series(v3), bench_ctx.cache,
+                applied3 = apply_series(tree, v3, bench_ctx.cache,
                                         ctx.config.name, "bench-v3")
                 revision_s, _ = _timed_build(bench_ctx, tree, applied3, options)
             with _ccache_dir(scratch / "ccache-naive"):

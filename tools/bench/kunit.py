@@ -13,7 +13,7 @@ from kseries.stages.kunit.stage import REQUIRED_ARCH, run_variants
 def bench_kunit(ctx: Context) -> dict[str, Any]:
     """Time the x86_64 run with the series twice; the second one is the warm time."""
     tree = ctx.tree()
-    applied = ap.apply_series(tree, ctx.series(), ctx.cache, ctx.config.name, ctx.revision_name)
+    applied = ap.apply_series(tree, ctx.mbox_path(), ctx.cache, ctx.config.name, ctx.revision_name)
     timings = []
     for _ in range(2):
         with stopwatch() as took:

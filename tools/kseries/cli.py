@@ -54,7 +54,12 @@ def add_base_version(parser: argparse.ArgumentParser) -> None:
 def add_series_input(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--revision", metavar="vN", help="series revision (default: current)")
-    which.add_argument("--mbox", type=Path, metavar="FILE", help="a series mbox to use instead")
+    which.add_argument("--mbox", type=Path, metavar="FILE|DIR|-",
+                       help="a thread to apply instead: an mbox (as saved from a mail client "
+                            "or by b4), a Maildir, a folder of .eml/.patch files, or - for stdin")
+    parser.add_argument("--thread-revision", type=int, metavar="N",
+                        help="with several revisions in the thread, apply vN (default: the "
+                             "newest)")
 
 
 def add_out(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +181,8 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(series_file=args.series, cache_dir=args.cache_dir, tree=args.tree,
                    revision=getattr(args, "revision", None), mbox=getattr(args, "mbox", None),
                    out=getattr(args, "out", Path("out")),
-                   base_version=getattr(args, "base_version", None))
+                   base_version=getattr(args, "base_version", None),
+                   thread_revision=getattr(args, "thread_revision", None))
 
 
 def cmd_tree(ctx: Context, args: argparse.Namespace) -> int:
@@ -197,9 +203,11 @@ def cmd_tree(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
     tree = ctx.tree()
-    series = ctx.series()
-    progress(f"apply: {len(series.patches)} patches from {series.path} onto {tree.path}")
-    result = apply_series(tree, series, ctx.cache, ctx.config.name, ctx.revision_name, args.onto)
+    progress(f"apply: {ctx.mbox_path()} onto {tree.path} with b4")
+    result = apply_series(tree, ctx.mbox_path(), ctx.cache, ctx.config.name, ctx.revision_name,
+                          args.onto, ctx.options.thread_revision)
+    assert result.series is not None  # apply_series always says what it applied
+    series = result.series
     for note in result.notes:
         print(f"note: {note}")
     state = "already applied" if result.already_applied else "applied"

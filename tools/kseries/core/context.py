@@ -10,7 +10,6 @@ from pathlib import Path
 from kseries.core.errors import KseriesError
 from kseries.kernel.tree import Tree, cache_dir, open_user_tree, provide_default_tree
 from kseries.series.config import SeriesConfig, load_series
-from kseries.series.mbox import Series, read_series
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,7 @@ class Options:
     mbox: Path | None
     out: Path
     base_version: str | None = None
+    thread_revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,6 @@ class Context:
             return self.options.mbox
         return self.config.revision(self.options.revision).mbox
 
-    def series(self) -> Series:
-        return read_series(self.mbox_path())
-
     def tree(self) -> Tree:
         if self.options.tree is not None:
             return open_user_tree(self.options.tree)
@@ -62,10 +59,30 @@ def make_context(options: Options) -> Context:
         config = with_base_version(config, options.base_version)
     if options.revision and options.mbox:
         raise KseriesError("--revision and --mbox both given; pass one of them")
+    if options.thread_revision is not None and options.mbox is None:
+        raise KseriesError("--thread-revision picks a revision of an --mbox thread; pass "
+                           "--mbox too (or --revision vN for a revision in series.toml)")
+    if options.mbox == Path("-"):
+        options = replace(options, mbox=saved_stdin(options.out))
     # Stages run tools in the scratch worktree (kunit.py, make O=...): an --out relative to
     # the caller's directory would point elsewhere there.
     options = replace(options, out=options.out.resolve())
     return Context(config, cache_dir(options.cache_dir), options)
+
+
+def saved_stdin(out: Path) -> Path:
+    """`--mbox -`: the thread on stdin, kept in the out dir (stdin can be read once, and the
+    report's reproducer needs a file)."""
+    if sys.stdin.isatty():
+        raise KseriesError("--mbox - reads a thread from stdin, but stdin is a terminal; "
+                           "pipe the mbox in (kseries ... --mbox - < thread.mbox)")
+    data = sys.stdin.buffer.read()
+    if not data.strip():
+        raise KseriesError("--mbox -: stdin was empty; pipe a thread mbox in")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "stdin.mbox"
+    path.write_bytes(data)
+    return path
 
 
 def with_base_version(config: SeriesConfig, version: str) -> SeriesConfig:

@@ -271,11 +271,16 @@ def force_checkout(worktree: Path, commit: str, branch: str | None = None) -> No
 # --- patches ------------------------------------------------------------------------------
 
 
+# b4 writes its .mbx as mboxrd (a body line "From ..." is stored as ">From ..."): without
+# --patch-format=mboxrd git am would keep the ">" in the commit message.
+AM_ARGS = ("git", "am", "--patch-format=mboxrd", "--committer-date-is-author-date")
+
+
 def am(worktree: Path, mbx: Path, identity: Mapping[str, str]) -> GitRun:
-    """git am MBX in WORKTREE as committer IDENTITY (user.name, user.email); committer
-    dates from the patches, so the same mbox on the same base gives the same commits."""
-    return run_git(worktree, "am", "--committer-date-is-author-date", str(mbx),
-                   config=identity, check=False)
+    """git am MBX (mboxrd, as b4 writes it) in WORKTREE as committer IDENTITY (user.name,
+    user.email); committer dates from the patches, so the same mbox on the same base gives
+    the same commits."""
+    return run_git(worktree, *AM_ARGS[1:], str(mbx), config=identity, check=False)
 
 
 def am_abort(worktree: Path, identity: Mapping[str, str]) -> None:

@@ -88,6 +88,7 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout_s: float | None = None,
     input_text: str | None = None,
+    stdin_file: Path | None = None,
     check: bool = True,
     what: str | None = None,
     log: Path | None = None,
@@ -96,12 +97,14 @@ def run(
     one-line KseriesError, and running past TIMEOUT_S (default: per program) a ToolTimeout.
 
     With LOG, stdout and stderr go to LOG as one stream after a '$ <command line>' line (a log
-    reads as a terminal would show it) and come back as stdout; stderr is then empty."""
+    reads as a terminal would show it) and come back as stdout; stderr is then empty.
+    STDIN_FILE is given to CMD as its stdin byte for byte (mail must not pass through a
+    text codec)."""
     args = [str(part) for part in cmd]
     label = what or command_line(args)
     limit = default_timeout(args[0]) if timeout_s is None else timeout_s
     spawn = Spawn((require_program(args[0]), *args[1:]), cwd, child_environment(env),
-                  input_text, limit, label)
+                  input_text, limit, label, stdin_file)
     proc = spawn.logged(log) if log is not None else spawn.captured()
     if check and proc.returncode != 0:
         detail = last_line(proc.stderr or proc.stdout)
@@ -123,6 +126,7 @@ class Spawn:
     input_text: str | None
     timeout_s: float
     label: str
+    stdin_file: Path | None = None
 
     def captured(self) -> subprocess.CompletedProcess[str]:
         with self._popen(subprocess.PIPE, subprocess.PIPE) as proc, _group_of(proc):
@@ -150,7 +154,15 @@ class Spawn:
         return subprocess.CompletedProcess(list(self.args), proc.returncode, output, "")
 
     def _popen(self, stdout: int | IO[str], stderr: int) -> subprocess.Popen[str]:
-        stdin = subprocess.DEVNULL if self.input_text is None else subprocess.PIPE
+        if self.stdin_file is not None:
+            with self.stdin_file.open("rb") as stdin:
+                return self._spawn(stdin, stdout, stderr)
+        return self._spawn(subprocess.DEVNULL if self.input_text is None else subprocess.PIPE,
+                           stdout, stderr)
+
+    def _spawn(self, stdin: int | IO[bytes], stdout: int | IO[str],
+               stderr: int) -> subprocess.Popen[str]:
+        # The child keeps its own copy of a stdin file descriptor: ours may close at once.
         return subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdin=stdin,
                                 stdout=stdout, stderr=stderr, text=True, errors="replace",
                                 start_new_session=True)

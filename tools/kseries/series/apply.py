@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kseries.core import git as g
 from kseries.core.errors import KseriesError
-from kseries.core.proc import command_line, last_line, run
+from kseries.core.proc import command_line, last_line
 from kseries.kernel.tree import Tree
-from kseries.series.mbox import Series, threaded_text
+from kseries.series.b4am import Prepared, prepare
+from kseries.series.mbox import Series
 
 APPLY_IDENTITY = {"user.name": "kseries", "user.email": "kseries@localhost"}
 APPLYING_RE = re.compile(r"^Applying: (.*)$", re.MULTILINE)
@@ -48,6 +48,7 @@ class ApplyResult:
     notes: tuple[str, ...]
     reproducer: str
     series: Series | None = None
+    prepared: Prepared | None = None
 
 
 def worktree_path(cache: Path, tree: Tree) -> Path:
@@ -129,8 +130,11 @@ def find_already_applied(tree: Tree, series: Series) -> tuple[AppliedPatch, ...]
                  for p, pid in zip(series.patches, wanted, strict=True))
 
 
-def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revision: str,
-                 onto: str | None = None) -> ApplyResult:
+def apply_series(tree: Tree, source: Path, cache: Path, series_name: str, revision: str,
+                 onto: str | None = None, thread_revision: int | None = None) -> ApplyResult:
+    """Apply the thread in SOURCE as b4 would (see b4am.py) in our scratch worktree of TREE."""
+    prepared = prepare(source, b4_dir(cache, series_name, revision), tree.path, thread_revision)
+    series = prepared.series
     branch = scratch_branch(series_name, revision)
     worktree = worktree_path(cache, tree)
     already = find_already_applied(tree, series)
@@ -139,51 +143,26 @@ def apply_series(tree: Tree, series: Series, cache: Path, series_name: str, revi
         return ApplyResult(worktree, branch, first_parent, already[-1].commit, already, True,
                            (f"series is already applied in {tree.path} (HEAD)",),
                            command_line(["git", "-C", str(tree.path), "log", "--oneline",
-                                         f"-{len(already)}"]))
+                                         f"-{len(already)}"]), series, prepared)
     base, notes = choose_base(tree, series, onto)
     ensure_worktree(tree, worktree, base)
-    with tempfile.TemporaryDirectory(prefix="kseries-b4-") as scratch:
-        mbx, b4_notes = b4_prepare(worktree, series.path, Path(scratch))
-        notes.extend(b4_notes)
-        reproducer = command_line(["git", "am", "--committer-date-is-author-date", str(mbx)],
-                                  worktree)
-        am_output = git_am(worktree, series, mbx, base)
+    notes.extend(prepared.notes)
+    reproducer = (f"{command_line(prepared.command)} < {prepared.stream} && "
+                  f"{command_line((*g.AM_ARGS, str(prepared.mbx)), worktree)}")
+    am_output = git_am(worktree, series, prepared.mbx, base)
     notes.extend(WHITESPACE_RE.findall(am_output))
     head = g.head_commit(worktree)
     g.set_branch(tree.path, branch, head)
     commits = g.commits_between(worktree, base, head)
     patches = tuple(AppliedPatch(p.index, p.subject, c)
                     for p, c in zip(series.patches, commits, strict=False))
-    return ApplyResult(worktree, branch, base, head, patches, False, tuple(notes), reproducer)
+    return ApplyResult(worktree, branch, base, head, patches, False, tuple(notes), reproducer,
+                       series, prepared)
 
 
-def b4_prepare(worktree: Path, mbox: Path, scratch: Path) -> tuple[Path, list[str]]:
-    """b4 am (offline) turns the mailbox into a git-am-ready .mbx; returns it and b4's notes.
-
-    A mailbox without Message-Ids (format-patch without --thread) is threaded first."""
-    notes: list[str] = []
-    threaded = threaded_text(mbox)
-    if threaded is not None:
-        mbox = scratch / f"threaded-{mbox.name}"
-        mbox.write_text(threaded)
-        notes.append("the mbox has messages without Message-Id (git format-patch without "
-                     "--thread); kseries threaded them under the first message for b4")
-    # b4 reads its settings with git config and runs git: the same hermetic environment.
-    proc = run(["b4", "-n", "am", "-m", str(mbox.resolve()), "-o", str(scratch / "am")],
-               cwd=worktree, env=g.hermetic_env(), check=False)
-    output = proc.stdout + proc.stderr
-    produced = sorted((scratch / "am").glob("*.mbx"))
-    if proc.returncode != 0 or not produced:
-        raise KseriesError(f"b4 am could not read {mbox}: {_b4_problem(output)}")
-    notes += [f"b4: {line.strip()}" for line in output.splitlines()
-              if line.strip().startswith("Base:")]
-    return produced[0], notes
-
-
-def _b4_problem(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "rror" in line]
-    return (errors or lines or ["b4 printed nothing (is it a git format-patch mailbox?)"])[-1]
+def b4_dir(cache: Path, series_name: str, revision: str) -> Path:
+    """Where b4's output for one revision lives (kept: its .mbx is what git am applied)."""
+    return cache / "b4" / f"{series_name}-{revision}"
 
 
 def git_am(worktree: Path, series: Series, mbx: Path, base: str) -> str:

@@ -122,7 +122,7 @@ def import_main(ctx: Context, args: argparse.Namespace) -> int:
 
 def apply_revision(ctx: Context, tree: Tree, name: str, mbox: Path) -> ApplyResult:
     progress(f"applying {name} ({mbox.name})")
-    return apply_series(tree, read_series(mbox), ctx.cache, ctx.config.name, name)
+    return apply_series(tree, mbox, ctx.cache, ctx.config.name, name)
 
 
 def revision_source(ctx: Context, spec: str) -> tuple[str, Path]:

@@ -50,11 +50,11 @@ def call_checks(report: CallerReport, compiled_by: Mapping[str, Sequence[str]] |
     return checks
 
 
-def run_checker(worktree: Path, ctx: Context, coverage: Mapping[str, Any] | None,
+def run_checker(worktree: Path, ctx: Context, diffs: list[str],
+                coverage: Mapping[str, Any] | None,
                 with_spatch: bool = True) -> tuple[Stage, CallerReport]:
     spec = spec_from_api(ctx.config.api)
     with stopwatch() as took:
-        diffs = [patch.diff for patch in ctx.series().patches]
         report = check_callers(worktree, spec, diffs)
         compiled_by = compiled_by_from_coverage(coverage) if coverage is not None else None
         extra = cross_check(report, compiled_by, worktree) if compiled_by is not None else []
@@ -95,7 +95,10 @@ def callers_stage(state: RunState, options: CallersOptions) -> Stage:
     assert state.applied is not None  # needs apply
     coverage = build_coverage(state, state.applied.head)
     progress("callers: scanning the whole patched tree")
-    stage, report = run_checker(state.applied.worktree, state.ctx, coverage, options.spatch)
+    assert state.applied.series is not None  # apply_series always says what it applied
+    diffs = [patch.diff for patch in state.applied.series.patches]
+    stage, report = run_checker(state.applied.worktree, state.ctx, diffs, coverage,
+                                options.spatch)
     table = state.log_dir() / "callers.txt"
     table.write_text(table_text(report, coverage, state.ctx.out) + "\n")
     return replace(stage, log=str(table))
