@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from liblore.utils import split_mbox_as_bytes
@@ -25,6 +25,7 @@ from kseries.series.thread import Mail, Thread, mail_of, read_thread, to_mboxrd
 
 TRAILER_RE = re.compile(r"^[A-Z][A-Za-z0-9-]*-by: .+$|^(?:Fixes|Link|Closes): .+$",
                         re.MULTILINE)
+QUOTED_FROM_RE = re.compile(r"^>+From ")
 B4_MISSING_RE = re.compile(r"ERROR: missing \[(\d+)/(\d+)\]")
 
 
@@ -65,6 +66,8 @@ class Prepared:
     ignored: tuple[Ignored, ...]
     command: tuple[str, ...]
     stream: Path
+    b4_said: tuple[str, ...] = ()
+    lossy: tuple[tuple[int, str], ...] = ()
 
     @property
     def notes(self) -> list[str]:
@@ -77,6 +80,8 @@ class Prepared:
             notes.append(f"{self.thread.unthreaded} messages without Message-Id (git "
                          "format-patch without --thread); kseries threaded them under the "
                          "first message for b4")
+        notes += [f"b4: {line}" for line in self.b4_said]
+        notes += [lossy_note(index, line) for index, line in self.lossy]
         notes += [f"trailer collected: {t.describe()}" for t in self.trailers]
         notes += [f"ignored: {i.describe()}" for i in self.ignored]
         return notes
@@ -104,7 +109,9 @@ def prepare(source: Path, outdir: Path, cwd: Path, revision: int | None = None) 
     if missing := B4_MISSING_RE.search(output):
         raise KseriesError(f"{source}: b4 finds patch {missing.group(1)}/{missing.group(2)} "
                            "missing; save the whole thread")
-    return _read_back(thread, mbx, chosen, tuple(command), stream)
+    prepared = _read_back(thread, mbx, chosen, tuple(command), stream)
+    said = tuple(line.strip() for line in output.splitlines() if line.strip().startswith("Base:"))
+    return replace(prepared, b4_said=said)
 
 
 def choose_revision(thread: Thread, wanted: int | None) -> int:
@@ -145,7 +152,27 @@ def _read_back(thread: Thread, mbx: Path, revision: int, command: tuple[str, ...
     used = {m.message_id for m in applied} | ({cover.message_id} if cover else set())
     return Prepared(thread, mbx, series, revision,
                     tuple(collected_trailers(applied, originals, thread)),
-                    tuple(ignored_messages(thread, used, revision)), command, stream)
+                    tuple(ignored_messages(thread, used, revision)), command, stream,
+                    lossy=tuple(quoted_from_lines(applied, originals)))
+
+
+def quoted_from_lines(applied: list[Mail], originals: dict[str, Mail]) -> list[tuple[int, str]]:
+    """Commit-message lines of the patches as sent that start with ">From ". b4 (0.16)
+    escapes "From " lines mboxo-style (">From ") but its output is applied mboxrd-style
+    (`b4 shazam` and kseries: git am --patch-format=mboxrd), so such a line loses one ">"
+    in the commit, exactly as b4 would apply it. A maintainer should know."""
+    lines = []
+    for mail in applied:
+        sent = originals.get(mail.message_id, mail)
+        message = sent.body.split("\n---\n", 1)[0]
+        lines += [(mail.counter, line) for line in message.splitlines()
+                  if QUOTED_FROM_RE.match(line)]
+    return lines
+
+
+def lossy_note(index: int, line: str) -> str:
+    return (f"patch {index}: the commit message line '{line}' is applied as '{line[1:]}' "
+            "(b4 escapes From lines mboxo-style and is applied mboxrd-style)")
 
 
 def trailers_of(body: str) -> list[str]:

@@ -15,7 +15,7 @@ from kseries.core.pipeline import (
 )
 from kseries.core.report import Check, Stage, stage_from_checks, stopwatch
 from kseries.series.apply import ApplyResult, apply_series
-from kseries.series.b4am import Prepared
+from kseries.series.b4am import Prepared, lossy_note
 
 
 def tree_stage(state: RunState, _options: NoOptions) -> Stage:
@@ -67,6 +67,9 @@ def thread_checks(prepared: Prepared | None) -> list[Check]:
         return []
     checks = [Check(name=f"trailer {t.index}", status="pass", summary=t.describe(),
                     step=f"patch {t.index}", rule="trailer") for t in prepared.trailers]
+    checks += [Check(name=f"from line {index}", status="warn", summary=lossy_note(index, line),
+                     step=f"patch {index}", rule="mbox-escape")
+               for index, line in prepared.lossy]
     checks += [Check(name="ignored message", status="warn" if i.has_diff else "pass",
                      summary=i.describe(), rule="ignored") for i in prepared.ignored]
     return checks
