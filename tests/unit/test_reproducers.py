@@ -40,6 +40,7 @@ def context(**common: Any) -> Context:
 @pytest.mark.parametrize(("name", "options"), SAMPLES)
 @pytest.mark.parametrize("common", [{}, {"tree": Path("/src/linux"),
                                           "mbox": Path("/tmp/series v3.mbx")},
+                                    {"mbox": Path("/tmp/thread.mbox"), "thread_revision": 1},
                                     {"revision": "v2"}])
 def test_recorded_reproducer_parses_back_to_the_same_options(name: str, options: Any,
                                                              common: dict[str, Any]) -> None:

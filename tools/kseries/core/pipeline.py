@@ -113,6 +113,8 @@ def reproducer(command: str, ctx: Context, stage_args: Sequence[str]) -> str:
         args += ["--series", str(opts.series_file)]
     if opts.mbox is not None:
         args += ["--mbox", str(opts.mbox)]
+        if opts.thread_revision is not None:
+            args += ["--thread-revision", str(opts.thread_revision)]
     elif opts.revision is not None:
         args += ["--revision", opts.revision]
     if opts.base_version is not None:
