@@ -88,7 +88,17 @@ def open_default_tree(cache: Path, base: Base) -> Tree | None:
     commit = g.resolve_commit(path, IMPORT_TAG) if (path / ".git").exists() else None
     if commit is None:
         return None
+    no_auto_gc(path)
     return Tree(path, kernel_version(path), commit, default=True)
+
+
+def no_auto_gc(repo: Path) -> None:
+    """Our imported tree holds ~90k loose objects: any git run there without kseries'
+    hermetic settings (a user's own git, a test's) would start `git gc --auto`, which repacks
+    the whole tree in the background for minutes. The tree is ours (the cache), so say it in
+    its own config, once."""
+    if g.git(repo, "config", "--local", "--get", "gc.auto", check=False) != "0":
+        g.git(repo, "config", "--local", "gc.auto", "0")
 
 
 def provide_default_tree(cache: Path, base: Base, progress: Progress = print) -> Tree:
