@@ -28,7 +28,7 @@ verify: tree
 check: tree
 	$(BIN)/ruff check tools tests
 	$(BIN)/mypy tools/kseries tools/bench
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=30 tests
 
 # The fast tier for the inner loop: no kernel tree, no kernel builds (under two minutes).
 test: setup
