@@ -217,6 +217,13 @@ def test_interrupt_leaves_the_users_tree_untouched(real_tree: Tree, tmp_path: Pa
     assert git(worktree, "status", "--porcelain") == ""
 
 
+def default_sigint() -> None:
+    """SIGINT as a terminal's Ctrl-C finds it. A shell starts background jobs with SIGINT
+    ignored, the ignore is inherited, and Python then installs no KeyboardInterrupt handler:
+    `make check &` would otherwise make this test fail for a reason outside kseries."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_build_at_patch_1(real_tree: Tree, tmp_path: Path) -> tuple[str, int | None]:
     """Start `kseries build` on the small series and SIGINT it at patch 1: (stderr, exit)."""
     kseries = Path(sys.executable).parent / "kseries"
@@ -225,7 +232,7 @@ def interrupt_build_at_patch_1(real_tree: Tree, tmp_path: Path) -> tuple[str, in
          "--mbox", str(FIXTURES / "small-series.mbx"), "--arch", "x86_64", "--no-sparse",
          "--out", str(tmp_path / "out")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=default_sigint)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
