@@ -138,3 +138,11 @@ def test_checks_run_right_after_apply_and_need_it() -> None:
     assert STAGE.needs(ChecksOptions()) == ("apply",)
     assert set(STAGE.tools(ChecksOptions())) == {"git", "perl"}
     assert STAGE.to_args(ChecksOptions(Path("/n.md"))) == ["--notes", "/n.md"]
+
+
+def test_notes_say_once_that_recipients_are_not_recorded(applied: Applied,
+                                                          tmp_path: Path) -> None:
+    stage = run_stage(applied, tmp_path / "out", cc=())
+    lines = [line for line in notes.section(stage) if line.startswith("- maintainers")]
+    assert lines == ["- maintainers (patch 1, patch 2, patch 3): warn: To/Cc not confirmed: the "
+                     "mails carry no To/Cc (neither the patch nor the cover letter)"]

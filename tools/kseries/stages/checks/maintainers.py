@@ -91,4 +91,4 @@ def check(job: Job, patch: AppliedPatch, sent: Recipients) -> Check:
                        data={"named": [n.describe() for n in named],
                              "missing": [n.who for n in missing(named, sent)]
                              if not sent.unknown else [],
-                             "recipients_known": not sent.unknown})
+                             "recipients_unknown": sent.unknown})

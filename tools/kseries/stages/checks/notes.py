@@ -54,11 +54,18 @@ def patch_rows(checks: Sequence[Check]) -> list[str]:
 
 
 def findings(checks: Sequence[Check]) -> list[str]:
-    """One bullet per per-patch check that did not pass, then every per-file and per-series
-    check (they are not in the table)."""
+    """One bullet per per-patch check that did not pass (recipients that are not recorded
+    at all once, not per patch), then every per-file and per-series check (they are not in
+    the table)."""
     whole = (kerneldoc.RULE, basecommit.RULE)
+    unknown = [c for c in checks if c.rule == maintainers.RULE and c.status == "warn"
+               and c.data.get("recipients_unknown")]
     lines = [f"- {c.rule} {c.step}: {c.status}: {c.summary}" for c in checks
-             if c.rule not in whole and c.status != "pass"]
+             if c.rule not in whole and c.status != "pass" and c not in unknown]
+    if unknown:
+        steps = ", ".join(str(c.step) for c in unknown)
+        lines.append(f"- maintainers ({steps}): warn: To/Cc not confirmed: "
+                     f"{unknown[0].data['recipients_unknown']}")
     lines += [f"- {c.rule}: {c.status}: {c.summary}" for c in checks if c.rule in whole]
     return lines
 
