@@ -5,6 +5,7 @@ comment, a patch that leaves out a maintainer)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from kseries.series.config import load_series
 from kseries.stages.checks import maintainers, notes
 from kseries.stages.checks.stage import ChecksOptions, checks_stage
 from tests import thread_cases as cases
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.realtree
 PATCHES = (1, 2, 3, 4)
@@ -176,3 +177,16 @@ def test_mutant_missing_maintainer_warns_naming_who(real_tree: Tree, v2: ApplyRe
     assert check.status == "warn"
     assert check.summary.endswith("not in To/Cc: Andrew Morton <akpm@linux-foundation.org>")
     assert short[("maintainers", "patch 3")].status == "pass"  # akpm is not named for virtio
+
+
+def test_kseries_checks_command_on_the_default_tree(tmp_path: Path) -> None:
+    """`kseries checks` as a user runs it: apply, then the checks; warnings only on v2 (the
+    mails record no To/Cc), one printed line per check, the report holds them."""
+    result = run_cli("checks", "--out", tmp_path / "out")
+    assert result.returncode == 250, result.stdout + result.stderr
+    assert "WARN  maintainers  patch 1" in result.stdout
+    assert "PASS  checkpatch   patch 4" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    [stage] = [s for s in report["stages"] if s["name"] == "checks"]
+    assert len(stage["checks"]) == 4 * 4 + len(TOUCHED) + 1
+    assert stage["reproducer"].startswith("kseries checks")
