@@ -52,7 +52,11 @@ class Job:
         return self.repo / "scripts" / name
 
     def env(self) -> dict[str, str]:
-        return {**g.hermetic_env(), "HOME": str(self.home)}
+        # Perl orders hash keys at random per process; get_maintainer breaks ties between
+        # MAINTAINERS sections that way, so its order and roles changed from run to run.
+        # A fixed seed gives the same answer every time (the notes are compared as bytes).
+        return {**g.hermetic_env(), "HOME": str(self.home), "PERL_HASH_SEED": "0",
+                "PERL_PERTURB_KEYS": "0"}
 
     def log(self, rule: str, step: str) -> Path:
         path = self.logs / f"{rule}-{slug(step)}.log"
