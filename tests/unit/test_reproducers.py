@@ -13,6 +13,7 @@ from kseries.core.context import Context, Options, make_context
 from kseries.kernel.arches import get_arch
 from kseries.stages.build.stage import BuildOptions
 from kseries.stages.callers.stage import CallersOptions
+from kseries.stages.checks.stage import ChecksOptions
 from kseries.stages.kunit.stage import KunitOptions
 from kseries.stages.registry import BY_NAME
 from kseries.stages.vmtest.stage import VmOptions
@@ -22,6 +23,8 @@ SAMPLES: list[tuple[str, Any]] = [
     ("build", BuildOptions((get_arch("x86_64"),))),
     ("callers", CallersOptions(spatch=False)),
     ("callers", CallersOptions()),
+    ("checks", ChecksOptions(Path("/tmp/routing notes.md"))),
+    ("checks", ChecksOptions()),
     ("kunit", KunitOptions(("x86_64", "arm64"), ("x86_64",))),
     ("kunit", KunitOptions(("powerpc",), ("powerpc",))),
     ("kunit", KunitOptions()),

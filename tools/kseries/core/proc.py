@@ -31,6 +31,7 @@ PACKAGE_OF: Mapping[str, str] = {
     "tar": "tar",
     "xz": "xz-utils",
     "git": "git",
+    "perl": "perl",
     "b4": "b4 (pip install b4)",
     "make": "make",
     "ccache": "ccache",

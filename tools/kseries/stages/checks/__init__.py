@@ -1,0 +1,1 @@
+"""The checks stage: what every patch bot runs first (NIPA style), one check per patch per rule."""
