@@ -64,18 +64,24 @@ def review_replies(mbox: Path, out: Path, reviewed: str = "Reviewed-by",
     return out
 
 
-def b4_send(worktree: Path, outdir: Path, identity: tuple[str, str]) -> list[Path]:
-    """`b4 send -o OUTDIR` on the enrolled branch of WORKTREE as IDENTITY: the messages b4
-    would send, in order. An SMTP server is named so that b4 in a kernel tree does not pick
-    its web endpoint (which signs); a dry run never connects to it."""
-    env = {**os.environ, **g.hermetic_env({"user.name": identity[0],
-                                          "user.email": identity[1],
-                                          "sendemail.smtpserver": "localhost"})}
-    b4 = Path(sys.executable).parent / "b4"
-    proc = subprocess.run([str(b4), "--offline-mode", "--no-interactive", "send", "--no-sign",
-                           "-o", str(outdir)], cwd=worktree, env=env, capture_output=True,
-                          text=True, check=False)
+def b4(worktree: Path, identity: tuple[str, str], *args: str,
+       editor: str | None = None) -> str:
+    """b4 ARGS (offline) in WORKTREE as IDENTITY, as a user would run it there (with
+    EDITOR as git's editor); its output. An SMTP server is named so that b4 send in a
+    kernel tree does not pick its web endpoint (which signs); a dry run never connects."""
+    settings = {"user.name": identity[0], "user.email": identity[1],
+                "sendemail.smtpserver": "localhost"}
+    env = {**os.environ, **g.hermetic_env(settings), **({"GIT_EDITOR": editor} if editor else {})}
+    program = Path(sys.executable).parent / "b4"
+    proc = subprocess.run([str(program), "--offline-mode", "--no-interactive", *args],
+                          cwd=worktree, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def b4_send(worktree: Path, outdir: Path, identity: tuple[str, str]) -> list[Path]:
+    """`b4 send -o OUTDIR` on the enrolled branch of WORKTREE: the messages, in order."""
+    b4(worktree, identity, "send", "--no-sign", "-o", str(outdir))
     return sorted(outdir.glob("*.eml"))
 
 

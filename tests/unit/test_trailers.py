@@ -11,6 +11,7 @@ from tests.conftest import CliResult, assert_one_line_error, git, run_cli, snaps
 from tests.trailer_replies import (
     ACKER,
     REVIEWER,
+    b4,
     b4_send,
     patch_ids,
     posted,
@@ -21,6 +22,7 @@ from tests.unit.test_revisions import make_workspace
 
 BRANCH = "mhp-driver-managed/v1-wip"
 CHANGE_ID = "20200429-mhp-driver-managed-5a1e0d6c2f3b"
+IDENTITY = ("Test Author", "test@example.org")
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def test_import_enrolls_the_branch_for_b4(imported: dict[str, Path], tmp_path: P
     assert '"revision": 1' in tracking and '"base-branch": "master"' in tracking
     assert git(ws["repo"], "config", f"branch.{BRANCH}.description") == \
         (ws["series"].parent / "v1-cover.txt").read_text().strip()
-    sent = b4_send(ws["edit"], tmp_path / "sent", ("Test Author", "test@example.org"))
+    sent = b4_send(ws["edit"], tmp_path / "sent", IDENTITY)
     # b4 writes no "v1" for a first revision (git format-patch -v1 does).
     assert [subject_of(p) for p in sent] == \
         [p.subject.replace("[PATCH v1 ", "[PATCH ") for p in posted(ws["mbox"])]
@@ -73,6 +75,11 @@ def test_import_enrolls_the_branch_for_b4(imported: dict[str, Path], tmp_path: P
     cli(ws, "export", "--branch", BRANCH, "--as", "v1", "--base", "master", "--force")
     assert ws["mbox"].read_bytes() == v1
     head = git(ws["edit"], "rev-parse", "HEAD")
+    # b4 prep --edit-cover edits the cover letter export uses when there is no vN-cover.txt.
+    b4(ws["edit"], IDENTITY, "prep", "--edit-cover", editor="sed -i s/Demo/Edited/")
+    cli(ws, "export", "--branch", BRANCH, "--as", "v2", "--base", "master")
+    assert "Subject: [PATCH v2 0/2] Edited series for tests\n" in \
+        (ws["series"].parent / "v2.mbx").read_text()
     out = cli(ws, "import", "v1", "--force")
     assert "b4 prep:  enrolled" in out and git(ws["edit"], "rev-parse", "HEAD") == head
 
