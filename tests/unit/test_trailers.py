@@ -126,6 +126,12 @@ def test_trailers_from_a_saved_reply(imported: dict[str, Path], tmp_path: Path) 
     typo = review_replies(ws["mbox"], tmp_path / "typo.mbox", reviewed="Reviewd-by")
     out = cli(ws, "trailers", "--branch", BRANCH, "--from", typo, "--any-name")
     assert f"patch 2/2 mm: long line15;: + Reviewd-by: {REVIEWER}" in out
+    # A commit by someone else than import's committer: b4 would refuse to rewrite it.
+    source = ws["edit"] / "mm" / "a.c"
+    source.write_text(source.read_text().replace("int line1;", "int line1; /* mine */"))
+    git(ws["edit"], "commit", "-q", "-am", "mm: a comment", "-s")
+    assert_one_line_error(run(ws, "trailers", "--branch", BRANCH, "--from", replies),
+                          "kseries@localhost, test@example.org", "rebase --force-rebase")
     # A branch in no worktree (a rebase in progress, say) is not rewritten.
     git(ws["edit"], "checkout", "-q", "--detach")
     assert_one_line_error(run(ws, "trailers", "--branch", BRANCH, "--from", replies),

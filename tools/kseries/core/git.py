@@ -267,6 +267,11 @@ def committer(repo: Path, rev: str) -> tuple[str, str]:
     return who.name or "", who.email or ""
 
 
+def committer_emails(repo: Path, base: str, head: str) -> list[str]:
+    """The committer email of each commit of BASE..HEAD."""
+    return git(repo, "log", "--format=%ce", f"{base}..{head}").split()
+
+
 def current_branch(repo: Path) -> str | None:
     """The branch REPO's checkout is on, or None when its HEAD is detached."""
     found = run_git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)

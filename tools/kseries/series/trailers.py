@@ -106,19 +106,30 @@ def collect_trailers(repo: Path, branch: str, source: Path, revisions: Sequence[
     stream = thread_stream(source, revision_mbox(revisions, info.revision),
                            workdir / "thread.mboxrd")
     before = g.commit_trailers(worktree, info.start_commit, branch)
-    old_head = info.end_commit
-    ran = run_b4(worktree, g.committer(worktree, branch), "trailers", "--update",
-                 "--use-local-mbox", "-", stdin_file=stream)
-    log = workdir / "b4.log"
-    log.write_text(ran.output)
-    after = g.commit_trailers(worktree, info.start_commit, branch)
-    added = added_trailers(before, after)
+    log = b4_update(worktree, info, stream, workdir / "b4.log")
+    added = added_trailers(before, g.commit_trailers(worktree, info.start_commit, branch))
     if not added:
-        raise KseriesError(nothing_added(info, source, ran.output, log))
-    new_head = g.resolve_commit(worktree, branch) or old_head
+        raise KseriesError(nothing_added(info, source, log))
+    new_head = g.resolve_commit(worktree, branch) or info.end_commit
     if not any_name:
-        refuse_unknown_names(worktree, branch, (old_head, new_head), added)
-    return TrailerResult(branch, worktree, old_head, new_head, added, log)
+        refuse_unknown_names(worktree, branch, (info.end_commit, new_head), added)
+    return TrailerResult(branch, worktree, info.end_commit, new_head, added, log)
+
+
+def b4_update(worktree: Path, info: PrepInfo, stream: Path, log: Path) -> Path:
+    """b4 trailers -u on the thread in STREAM, logged in LOG. b4 runs as the series'
+    committer: it re-stamps the commits it rewrites with its user, and refuses to rewrite
+    a commit someone else committed (import commits as kseries; an edit may not)."""
+    committers = sorted(set(g.committer_emails(worktree, info.start_commit, info.branch)))
+    if len(committers) > 1:
+        raise KseriesError(f"the commits of {info.branch} are committed by "
+                           f"{', '.join(committers)}, and b4 rewrites only one committer's "
+                           "commits; re-commit them as one: 'git -C "
+                           f"{worktree} rebase --force-rebase {info.start_commit[:12]}'")
+    ran = run_b4(worktree, g.committer(worktree, info.branch), "trailers", "--update",
+                 "--use-local-mbox", "-", stdin_file=stream)
+    log.write_text(ran.output)
+    return log
 
 
 def refuse_unknown_names(worktree: Path, branch: str, heads: tuple[str, str],
@@ -160,11 +171,13 @@ def added_trailers(before: Commits, after: Commits) -> tuple[Added, ...]:
     return tuple(added)
 
 
-def nothing_added(info: PrepInfo, source: Path, output: str, log: Path) -> str:
+def nothing_added(info: PrepInfo, source: Path, log: Path) -> str:
     """Why b4 added nothing, as one line with the remedy."""
+    output = log.read_text()
     ignored = [f"'{t.strip()}' (sent by {who.strip()})" for t, who in MISMATCH_RE.findall(output)]
     why = (f"b4 ignored {', '.join(ignored)}: the address is not the sender's"
            if ignored else "replies must answer the cover letter or a patch of "
-           f"v{info.revision} (In-Reply-To its Message-Id) and carry a trailer such as "
-           "'Reviewed-by: Name <address>' from that sender")
+           f"v{info.revision} (In-Reply-To its Message-Id) with a trailer such as "
+           "'Reviewed-by: Name <address>' from that sender, and b4 finds the patch a reply "
+           "answers by its diff (a patch edited since then gets none)")
     return f"no new trailers for {info.branch} in {source}: {why}; b4's log: {log}"
