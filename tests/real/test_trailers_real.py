@@ -91,6 +91,8 @@ def test_enrolled_v2_gets_review_trailers(real_tree: Tree, patches: Path, tmp_pa
     assert len(sent) == 5
     assert [subject_of(p) for p in sent] == [p.subject for p in posted(v2)]
     assert f"change-id: {CHANGE_ID}" in sent[0].read_text()
+    assert "\nSome hot-plugged memory is never part of the firmware-provided memory\n" in \
+        sent[0].read_text()
     assert patch_ids(repo, [p.read_text() for p in sent[1:]]) == patch_ids(repo, [v2.read_text()])
 
     own, head = series_trailers(edit, base), git(edit, "rev-parse", "HEAD")

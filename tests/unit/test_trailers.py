@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult, assert_one_line_error, git, run_cli, snapshot
+from kseries.series.prep import change_id_of_revision, cover_of_revision
+from kseries.series.trailers import Added, added_trailers
+from tests.conftest import ROOT, CliResult, assert_one_line_error, git, run_cli, snapshot
 from tests.trailer_replies import (
     ACKER,
     REVIEWER,
@@ -136,3 +138,19 @@ def test_trailers_from_a_saved_reply(imported: dict[str, Path], tmp_path: Path) 
     git(ws["edit"], "checkout", "-q", "--detach")
     assert_one_line_error(run(ws, "trailers", "--branch", BRANCH, "--from", replies),
                           "not checked out in any worktree")
+
+
+def test_cover_and_change_id_from_the_mbox_alone(tmp_path: Path) -> None:
+    """Without vN-cover.txt, b4 gets the cover letter of vN.mbx without git's shortlog."""
+    patches = ROOT / "patches"
+    assert cover_of_revision(patches / "v2.mbx", tmp_path / "none.txt") == \
+        (patches / "v2-cover.txt").read_text()
+    assert change_id_of_revision(patches / "v2.mbx", "default") == CHANGE_ID
+
+
+def test_added_trailers_counts_repeats() -> None:
+    before = [("one", ("Signed-off-by: X <x@x>",)), ("two", ("Acked-by: Y <y@y>",))]
+    after = [("one", ("Signed-off-by: X <x@x>", "Acked-by: Y <y@y>")),
+             ("two", ("Acked-by: Y <y@y>", "Acked-by: Y <y@y>"))]
+    assert added_trailers(before, after) == (Added(1, 2, "one", "Acked-by: Y <y@y>"),
+                                             Added(2, 2, "two", "Acked-by: Y <y@y>"))
