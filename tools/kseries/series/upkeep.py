@@ -171,7 +171,8 @@ def trailers_main(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def print_trailers(result: TrailerResult) -> None:
-    print(f"{result.branch}: {len(result.added)} trailers added by b4 trailers -u")
+    count = len(result.added)
+    print(f"{result.branch}: {count} trailer{'s' if count != 1 else ''} added by b4 trailers -u")
     for added in result.added:
         print(f"  {added.describe()}")
     print(f"worktree: {result.worktree}")
