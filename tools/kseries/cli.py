@@ -145,6 +145,9 @@ def commands() -> list[Command]:
                 upkeep.export_main, with_upkeep(upkeep.configure_export)),
         Command("import", "apply revision vN to an editable branch and worktree",
                 upkeep.import_main, with_upkeep(upkeep.configure_import)),
+        Command("trailers", "collect review trailers from a thread onto an edit branch "
+                "(b4 trailers -u, offline)", upkeep.trailers_main,
+                with_upkeep(upkeep.configure_trailers)),
         Command("diff", "compare two revisions patch by patch (git range-diff)",
                 upkeep.diff_main, with_upkeep(upkeep.configure_diff)),
         Command("doctor", "check every tool the stages need; the package for each missing one",

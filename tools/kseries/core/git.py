@@ -59,12 +59,14 @@ def forget_inherited_git_environment() -> None:
             del os.environ[name]
 
 
-def hermetic_env() -> dict[str, str]:
-    """The variables that make any git (ours, or b4's) ignore the user's and system config."""
+def hermetic_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables that make any git (ours, or b4's) ignore the user's and system config;
+    EXTRA settings (e.g. user.name and user.email for b4) come on top of SAFE_SETTINGS."""
     forget_inherited_git_environment()
+    settings = {**SAFE_SETTINGS, **(extra or {})}
     env = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_COUNT": str(len(SAFE_SETTINGS))}
-    for number, (key, value) in enumerate(SAFE_SETTINGS.items()):
+           "GIT_CONFIG_COUNT": str(len(settings))}
+    for number, (key, value) in enumerate(settings.items()):
         env[f"GIT_CONFIG_KEY_{number}"] = key
         env[f"GIT_CONFIG_VALUE_{number}"] = value
     return env
@@ -240,6 +242,67 @@ def set_branch(repo: Path, branch: str, commit: str) -> None:
     git(repo, "branch", "-f", branch, commit)
 
 
+def move_branch(repo: Path, branch: str, new: str, old: str, why: str) -> None:
+    """Point BRANCH at NEW only if it is still at OLD (no one moved it meanwhile)."""
+    git(repo, "update-ref", "-m", why, f"refs/heads/{branch}", new, old)
+
+
+def set_config(repo: Path, key: str, value: str) -> None:
+    """KEY = VALUE in REPO's own config (shared by its worktrees)."""
+    git(repo, "config", key, value)
+
+
+def unset_config(repo: Path, key: str) -> None:
+    """Drop KEY from REPO's own config; nothing happens when it is not set."""
+    git(repo, "config", "--unset-all", key, check=False)
+
+
+def committer(repo: Path, rev: str) -> tuple[str, str]:
+    """(name, email) of the committer of commit REV."""
+    commit = resolve_commit(repo, rev)
+    if commit is None:
+        raise KseriesError(f"'{rev}' is not a commit in {repo}")
+    with open_repo(repo) as opened:
+        who = opened.commit(commit).committer
+    return who.name or "", who.email or ""
+
+
+def committer_emails(repo: Path, base: str, head: str) -> list[str]:
+    """The committer email of each commit of BASE..HEAD."""
+    return git(repo, "log", "--format=%ce", f"{base}..{head}").split()
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch REPO's checkout is on, or None when its HEAD is detached."""
+    found = run_git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+def branches_containing(repo: Path, commit: str) -> list[str]:
+    """The local branches whose history holds COMMIT, by name."""
+    out = git(repo, "for-each-ref", "--format=%(refname:short)", f"--contains={commit}",
+              "refs/heads/")
+    return out.split()
+
+
+def merge_base(repo: Path, one: str, other: str) -> str | None:
+    found = run_git(repo, "merge-base", one, other, check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+def commit_trailers(repo: Path, base: str, head: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(subject, trailer lines) of each commit of BASE..HEAD, oldest first, as git's own
+    trailer parser reads the messages (unfolded)."""
+    out = git(repo, "log", "--reverse", "--format=%s%x00%(trailers:unfold)%x1e",
+              f"{base}..{head}")
+    commits = []
+    for record in out.split("\x1e"):
+        if record.strip("\n"):
+            subject, _, trailers = record.strip("\n").partition("\x00")
+            commits.append((subject, tuple(t for t in trailers.splitlines() if t.strip())))
+    return commits
+
+
 
 # --- worktrees ----------------------------------------------------------------------------
 
@@ -258,6 +321,17 @@ def remove_worktree(repo: Path, path: Path) -> None:
 
 def prune_worktrees(repo: Path) -> None:
     git(repo, "worktree", "prune")
+
+
+def worktree_of(repo: Path, branch: str) -> Path | None:
+    """The worktree of REPO that has BRANCH checked out, if any (`git worktree list`)."""
+    path: Path | None = None
+    for line in git(repo, "worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line == f"branch refs/heads/{branch}":
+            return path
+    return None
 
 
 def force_checkout(worktree: Path, commit: str, branch: str | None = None) -> None:

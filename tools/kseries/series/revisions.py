@@ -101,7 +101,10 @@ def export_mbox(repo: Path, base: str, branch: str, revision: str, cover_text: s
     if not g.commits_between(repo, base, branch):
         raise KseriesError(f"branch '{branch}' has no commits on top of the base {base[:12]}")
     # The branch's author sends the series (not whoever git config names on this machine).
-    raw = g.format_patch(repo, "--cover-letter", "--thread", "--zero-commit",
+    # kseries fills the cover letter itself: git would put a branch description (where b4
+    # prep keeps an enrolled branch's cover letter) in place of the placeholders.
+    raw = g.format_patch(repo, "--cover-letter", "--cover-from-description=none", "--thread",
+                         "--zero-commit",
                          f"-v{revision_number(revision)}", f"--base={base}", f"{base}..{branch}",
                          sender=g.author(repo, branch))
     return stable_message_ids(fill_cover(raw + "\n", cover_text), cid, revision, sender_domain)

@@ -10,7 +10,15 @@ from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.kernel.tree import Tree
 from kseries.series.apply import ApplyResult, apply_series
+from kseries.series.config import Revision
 from kseries.series.mbox import read_series
+from kseries.series.prep import (
+    PrepInfo,
+    change_id_of_revision,
+    choose_base_branch,
+    cover_of_revision,
+    enroll,
+)
 from kseries.series.revisions import (
     RevisionDiff,
     add_trailer_after_base,
@@ -20,6 +28,7 @@ from kseries.series.revisions import (
     record_revision,
     revision_number,
 )
+from kseries.series.trailers import TrailerResult, collect_trailers
 
 
 def configure_export(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +49,21 @@ def configure_import(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch", help="branch to create (default: <series>/<vN>-wip)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing edit worktree and branch")
+    parser.add_argument("--no-enroll", action="store_true",
+                        help="do not enroll the branch with b4 prep (it needs a branch of "
+                             "your tree that holds the base without the series)")
+
+
+def configure_trailers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--branch", required=True,
+                        help="the enrolled edit branch (kseries import made it)")
+    parser.add_argument("--from", dest="source", required=True, type=Path,
+                        metavar="FILE|DIR",
+                        help="the thread with the replies: an mbox, a Maildir or a folder of "
+                             ".eml files (the revision's own patches need not be in it)")
+    parser.add_argument("--any-name", action="store_true",
+                        help="take trailers whose name the kernel does not use (by default "
+                             "one such trailer, a typo like 'Reviewd-by:', changes nothing)")
 
 
 def configure_diff(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +132,9 @@ def import_main(ctx: Context, args: argparse.Namespace) -> int:
         raise KseriesError(f"{edit} exists (it may hold your edits); pass --force to replace it")
     if g.resolve_commit(tree.path, branch) is not None and not args.force:
         raise KseriesError(f"branch '{branch}' exists in {tree.path}; pass --force or --branch")
+    # Before anything is made: a tree b4 cannot enroll in is an error with nothing left over.
+    base_branch = None if args.no_enroll else choose_base_branch(
+        tree.path, result.base, result.head, branch)
     if (edit / ".git").is_file():
         g.force_checkout(edit, result.head, branch)
     else:
@@ -115,9 +142,43 @@ def import_main(ctx: Context, args: argparse.Namespace) -> int:
     print(f"imported {revision.name}: {len(result.patches)} patches on {result.base[:12]}")
     print(f"branch:   {branch}")
     print(f"worktree: {edit}")
+    if base_branch is not None:
+        info = enroll_revision(ctx, revision, edit, branch, base_branch)
+        print(f"b4 prep:  enrolled (change-id {info.change_id}, v{info.revision}, base branch "
+              f"{base_branch}; the cover letter is the branch description)")
     print(f"next:     edit and commit there, then: kseries export --branch {branch} "
           f"--as v{revision_number(revision.name) + 1}")
     return 0
+
+
+def enroll_revision(ctx: Context, revision: Revision, edit: Path, branch: str,
+                    base_branch: str) -> PrepInfo:
+    """Enroll BRANCH with b4 prep as REVISION: its cover letter and change-id."""
+    progress(f"b4 prep --enroll {base_branch} in {edit}")
+    cover = cover_of_revision(revision.mbox, ctx.config.patches_dir / f"{revision.name}-cover.txt")
+    cid = change_id_of_revision(revision.mbox, change_id(ctx.config))
+    return enroll(edit, branch, base_branch, cover, cid, revision_number(revision.name))
+
+
+def trailers_main(ctx: Context, args: argparse.Namespace) -> int:
+    tree = ctx.tree()
+    workdir = ctx.cache / "trailers" / args.branch.replace("/", "-")
+    progress(f"b4 trailers -u on {args.branch} from {args.source}")
+    result = collect_trailers(tree.path, args.branch, args.source, ctx.config.revisions,
+                              workdir, args.any_name)
+    print_trailers(result)
+    return 0
+
+
+def print_trailers(result: TrailerResult) -> None:
+    count = len(result.added)
+    print(f"{result.branch}: {count} trailer{'s' if count != 1 else ''} added by b4 trailers -u")
+    for added in result.added:
+        print(f"  {added.describe()}")
+    print(f"worktree: {result.worktree}")
+    print(f"head:     {result.old_head[:12]} -> {result.new_head[:12]} (b4 keeps the old one "
+          f"as refs/original/{result.branch})")
+    print(f"b4 log:   {result.log}")
 
 
 def apply_revision(ctx: Context, tree: Tree, name: str, mbox: Path) -> ApplyResult:
