@@ -1,9 +1,9 @@
 """The one door to the series as it was mailed (recipients, base-commit, the sender).
 
-The apply stage fills ApplyResult.series; how it does so is being reworked (it will be the
-series as b4 applied it), and it may be None or carry no To/Cc. Every rule reads the mail
-side through this module only, so a change there is adjusted here, and a missing piece is a
-reasoned skip or warning in the rule, never a crash.
+The apply stage fills ApplyResult.series with the series as b4 applied it; b4's output keeps
+no To/Cc, so each patch's recipients are those of the message as it was sent (matched by
+Message-Id). Every rule reads the mail side through this module only, and a missing piece is
+a reasoned skip or warning in the rule, never a crash.
 """
 
 from __future__ import annotations
