@@ -16,10 +16,11 @@ from kseries.core import git as g
 from kseries.core.context import Options, make_context
 from kseries.core.pipeline import RunState
 from kseries.core.report import Check, Stage
+from kseries.kernel import maintainers as get_maintainer
 from kseries.kernel.tree import Tree
 from kseries.series.apply import APPLY_IDENTITY, AppliedPatch, ApplyResult, apply_series
 from kseries.series.config import load_series
-from kseries.stages.checks import maintainers, notes
+from kseries.stages.checks import notes
 from kseries.stages.checks.stage import ChecksOptions, checks_stage
 from tests import thread_cases as cases
 from tests.conftest import ROOT, run_cli
@@ -160,7 +161,7 @@ def test_mutant_kernel_doc_comment_is_a_new_warning(real_tree: Tree, broken_doc:
 def with_recipients(applied: ApplyResult, stage: Stage, drop: str = "") -> ApplyResult:
     """APPLIED as if each patch had been mailed to what get_maintainer named, minus DROP."""
     assert applied.series is not None
-    answers = {int(c.data["patch"]): maintainers.parse("\n".join(c.data["named"]))
+    answers = {int(c.data["patch"]): get_maintainer.parse("\n".join(c.data["named"]))
                for c in stage.checks if c.rule == "maintainers"}
     patches = tuple(replace(p, to=tuple(n.who for n in answers[p.index]
                                         if n.address != drop)) for p in applied.series.patches)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from kseries.kernel import maintainers as get_maintainer
 from kseries.stages.checks import checkpatch, kerneldoc, maintainers
 from kseries.stages.checks.inputs import Recipients
 
@@ -96,7 +97,7 @@ LKML <Linux-Kernel@vger.kernel.org>
 
 
 def test_get_maintainer_answer_is_parsed_with_roles() -> None:
-    named = maintainers.parse(GET_MAINTAINER)
+    named = get_maintainer.parse(GET_MAINTAINER)
     assert [n.address for n in named] == [
         "david@redhat.com", "mst@redhat.com", "osalvador@suse.de", "linux-mm@kvack.org",
         "virtualization@lists.linux.dev", "linux-kernel@vger.kernel.org"]
@@ -107,7 +108,7 @@ def test_get_maintainer_answer_is_parsed_with_roles() -> None:
 
 
 def test_recipients_against_get_maintainer() -> None:
-    named = maintainers.parse(GET_MAINTAINER)
+    named = get_maintainer.parse(GET_MAINTAINER)
     everyone = Recipients(frozenset(n.address for n in named))
     assert maintainers.verdict(named, everyone)[0] == "pass"
     # The mutant: the mail left out the reviewer and a list.

@@ -14,6 +14,7 @@ from kseries.core import git as g
 from kseries.core.errors import KseriesError
 from kseries.core.proc import command_line
 from kseries.core.report import Check, Status
+from kseries.kernel.maintainers import script_env
 from kseries.series.apply import AppliedPatch
 from kseries.series.mbox import Series
 
@@ -52,11 +53,7 @@ class Job:
         return self.repo / "scripts" / name
 
     def env(self) -> dict[str, str]:
-        # Perl orders hash keys at random per process; get_maintainer breaks ties between
-        # MAINTAINERS sections that way, so its order and roles changed from run to run.
-        # A fixed seed gives the same answer every time (the notes are compared as bytes).
-        return {**g.hermetic_env(), "HOME": str(self.home), "PERL_HASH_SEED": "0",
-                "PERL_PERTURB_KEYS": "0"}
+        return script_env(self.home)
 
     def log(self, rule: str, step: str) -> Path:
         path = self.logs / f"{rule}-{slug(step)}.log"

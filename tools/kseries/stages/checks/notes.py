@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kseries.core.errors import KseriesError
 from kseries.core.report import Check, Stage
+from kseries.kernel import maintainers as get_maintainer
 from kseries.stages.checks import (
     basecommit,
     checkpatch,
@@ -76,7 +77,7 @@ def section(stage: Stage) -> list[str]:
     return [WARNING, "",
             f"`kseries checks` on base {base[:12]}, head {head[:12]}: each patch as `git "
             "format-patch -1` mails it, through the tree's `scripts/get_maintainer.pl "
-            f"{' '.join(maintainers.ARGS)}` and `scripts/checkpatch.pl "
+            f"{' '.join(get_maintainer.ARGS)}` and `scripts/checkpatch.pl "
             f"{' '.join(checkpatch.ARGS[:1])}`; last column: the signoff, fixes and "
             f"maintainers (To/Cc against get_maintainer) checks. Stage: {stage.status}.", "",
             *patch_rows(stage.checks), "", *findings(stage.checks)]
