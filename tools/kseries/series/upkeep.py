@@ -19,6 +19,7 @@ from kseries.series.prep import (
     cover_of_revision,
     enroll,
 )
+from kseries.series.recipients import add_recipients
 from kseries.series.revisions import (
     RevisionDiff,
     add_trailer_after_base,
@@ -42,6 +43,9 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
                         help="cover letter text (default: patches/vN-cover.txt, else the branch "
                              "description)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing vN.mbx")
+    parser.add_argument("--no-recipients", action="store_true",
+                        help="write no To/Cc (by default each patch gets them from the tree's "
+                             "scripts/get_maintainer.pl, the cover letter their union)")
 
 
 def configure_import(parser: argparse.ArgumentParser) -> None:
@@ -83,11 +87,24 @@ def export_main(ctx: Context, args: argparse.Namespace) -> int:
     cid = change_id(ctx.config)
     domain = author_domain(tree.path, args.branch)
     mbox = export_mbox(tree.path, base, args.branch, revision, cover, cid, domain)
+    if not args.no_recipients:
+        mbox = with_recipients(tree, args.branch, mbox)
     target.write_text(add_trailer_after_base(mbox, f"change-id: {cid}"))
     record_revision(ctx.config.path, revision, target.name)
     count = len(read_series(target).patches)
     print(f"wrote {target} ({count} patches on {base[:12]}); series.toml current = {revision}")
     return 0
+
+
+def with_recipients(tree: Tree, branch: str, mbox: str) -> str:
+    """MBOX with To/Cc from get_maintainer, run where BRANCH is checked out (its MAINTAINERS,
+    as `git send-email --cc-cmd` would run there), else in the tree itself."""
+    where = g.worktree_of(tree.path, branch) or tree.path
+    progress(f"get_maintainer per patch in {where}")
+    mbox, note = add_recipients(mbox, where)
+    if note:
+        print(f"note: {note}")
+    return mbox
 
 
 def resolve_base(ctx: Context, tree: Tree, wanted: str | None) -> str:
