@@ -38,6 +38,17 @@ def message_id(message: str) -> str:
     return found.group(1)
 
 
+def without_recipients(text: str) -> str:
+    """TEXT with the To:/Cc: headers (and their continuation lines) of every message gone;
+    Cc: trailers in the bodies stay."""
+    out = []
+    for message in messages(text):
+        head, body = message.split("\n\n", 1)
+        head = re.sub(r"(?m)^(?:To|Cc): .*(?:\n[ \t].*)*\n?", "", head + "\n").rstrip("\n")
+        out.append(f"{head}\n\n{body}")
+    return "".join(out)
+
+
 def reply(to: str, subject: str, body: str, number: int, sender: str = REVIEWER) -> str:
     """A list reply to the message TO (as a mail client writes it)."""
     return (f"From {sender.split('<')[1].rstrip('>')} Fri Nov 27 10:00:0{number} 2026\n"
