@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,6 +83,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if real in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.realtree)
+
+
+@pytest.fixture
+def patches(tmp_path: Path) -> Path:
+    """A private copy of patches/ so that export cannot touch the project's files."""
+    copy = tmp_path / "patches"
+    copy.mkdir()
+    for name in ("series.toml", "v2.mbx", "v2-cover.txt"):
+        shutil.copy(ROOT / "patches" / name, copy / name)
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,6 @@ BRANCH = "kseries-test/v2-wip"
 FIREWORD = "Create a new firmware memmap entry, unless the memory is driver"
 
 
-@pytest.fixture
-def patches(tmp_path: Path) -> Path:
-    """A private copy of patches/ so that export cannot touch the project's files."""
-    copy = tmp_path / "patches"
-    copy.mkdir()
-    for name in ("series.toml", "v2.mbx", "v2-cover.txt"):
-        shutil.copy(ROOT / "patches" / name, copy / name)
-    return copy
-
-
 def kseries(patches: Path, *args: str) -> str:
     result = run_cli(*args, "--series", patches / "series.toml")
     assert result.returncode == 0, result.stderr

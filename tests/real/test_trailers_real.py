@@ -35,16 +35,6 @@ MUTANTS = [
 
 
 @pytest.fixture
-def patches(tmp_path: Path) -> Path:
-    """A private copy of patches/ so that export cannot touch the project's files."""
-    copy = tmp_path / "patches"
-    copy.mkdir()
-    for name in ("series.toml", "v2.mbx", "v2-cover.txt"):
-        shutil.copy(ROOT / "patches" / name, copy / name)
-    return copy
-
-
-@pytest.fixture
 def edit(real_tree: Tree, patches: Path) -> Iterator[Path]:
     """v2 imported (and enrolled) on BRANCH; the worktree, branch and b4's backup ref go after."""
     out = kseries(patches, "import", "v2", "--branch", BRANCH, "--force")

@@ -214,11 +214,16 @@ def commits_between(repo: Path, base: str, head: str) -> list[str]:
 
 def author(repo: Path, rev: str) -> tuple[str, str]:
     """(name, email) of the author of commit REV."""
+    return _person(repo, rev, "author")
+
+
+def _person(repo: Path, rev: str, role: str) -> tuple[str, str]:
+    """(name, email) of the author or committer (ROLE) of commit REV."""
     commit = resolve_commit(repo, rev)
     if commit is None:
         raise KseriesError(f"'{rev}' is not a commit in {repo}")
     with open_repo(repo) as opened:
-        who = opened.commit(commit).author
+        who = getattr(opened.commit(commit), role)
     return who.name or "", who.email or ""
 
 
@@ -259,12 +264,7 @@ def unset_config(repo: Path, key: str) -> None:
 
 def committer(repo: Path, rev: str) -> tuple[str, str]:
     """(name, email) of the committer of commit REV."""
-    commit = resolve_commit(repo, rev)
-    if commit is None:
-        raise KseriesError(f"'{rev}' is not a commit in {repo}")
-    with open_repo(repo) as opened:
-        who = opened.commit(commit).committer
-    return who.name or "", who.email or ""
+    return _person(repo, rev, "committer")
 
 
 def committer_emails(repo: Path, base: str, head: str) -> list[str]:

@@ -97,8 +97,8 @@ def no_auto_gc(repo: Path) -> None:
     hermetic settings (a user's own git, a test's) would start `git gc --auto`, which repacks
     the whole tree in the background for minutes. The tree is ours (the cache), so say it in
     its own config, once."""
-    if g.git(repo, "config", "--local", "--get", "gc.auto", check=False) != "0":
-        g.git(repo, "config", "--local", "gc.auto", "0")
+    if g.config_value(repo, "gc.auto") != "0":
+        g.set_config(repo, "gc.auto", "0")
 
 
 def provide_default_tree(cache: Path, base: Base, progress: Progress = print) -> Tree:
