@@ -126,6 +126,11 @@ def test_mutant_signoff_and_fixes_are_caught(real_tree: Tree, cache: Path,
     assert checks[("fixes", "patch 2")].status == "pass"
     assert checks[("fixes", "patch 4")].status == "warn"
     assert "one-commit import" in checks[("fixes", "patch 4")].summary
+    # checkpatch's "Unknown commit id" for that Fixes: says nothing in a tree without
+    # history: not counted, but named (real checkpatch wording, real tree)
+    assert checks[("checkpatch", "patch 4")].status == "pass"
+    assert ("0 errors, 0 warnings, 0 checks; 1 commit ids not checked: the tree has no "
+            "history") in checks[("checkpatch", "patch 4")].summary
     assert checks[("signoff", "patch 1")].status == "pass"
 
 

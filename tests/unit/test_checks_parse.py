@@ -120,3 +120,29 @@ def test_recipients_against_get_maintainer() -> None:
     unknown = maintainers.verdict(named, Recipients(frozenset(), "no To/Cc"))
     assert unknown[0] == "warn" and unknown[1].startswith("recipients unknown: no To/Cc")
     assert maintainers.verdict([], short)[0] == "pass"
+
+
+UNKNOWN_IDS = """WARNING: Unknown commit id '7b7b27214bba', maybe rebased or not pulled?
+#20:
+format was chosen in commit 7b7b27214bba ("mm/memory_hotplug: introduce
+
+WARNING: Prefer a maximum 75 chars per line (possible unwrapped commit description?)
+#31:
+a long line
+
+total: 0 errors, 2 warnings, 0 checks, 162 lines checked
+"""
+
+
+def test_unknown_commit_ids_are_dropped_and_counted_only_where_asked() -> None:
+    result = checkpatch.parse(UNKNOWN_IDS)
+    assert result is not None and result.warnings == 2
+    kept, dropped = checkpatch.without_unknown_ids(result)
+    assert dropped == 1 and kept.warnings == 1 and kept.status == "warn"
+    assert kept.summary().endswith("first: WARNING: Prefer a maximum 75 chars per line "
+                                   "(possible unwrapped commit description?)")
+    only_ids = checkpatch.parse(UNKNOWN_IDS.replace("2 warnings", "1 warnings")
+                                .split("WARNING: Prefer")[0] +
+                                "total: 0 errors, 1 warnings, 0 checks, 9 lines checked\n")
+    assert only_ids is not None and only_ids.status == "warn"
+    assert checkpatch.without_unknown_ids(only_ids)[0].status == "pass"

@@ -4,12 +4,18 @@ The commit goes in as `git format-patch -1` mails it (on stdin), so checkpatch s
 maintainer gets: the From: line, the message, the trailers and the diff. It runs in the
 scratch worktree, so it uses that tree (its spelling list, its git history for commit ids).
 ERROR is a failure, WARNING and CHECK (the --strict findings) are warnings.
+
+In a tree without history (the default tree is a one-commit import) checkpatch warns
+"Unknown commit id" for every upstream commit a message cites, which says nothing about the
+patch: there those warnings are not counted, and the summary says how many ids were not
+checked and why (the log keeps checkpatch's output; the fixes rule still reports each
+Fixes: id the tree cannot tell).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kseries.core.proc import run
 from kseries.core.report import Check, Status, stopwatch
@@ -19,6 +25,7 @@ from kseries.stages.checks.common import SCRIPT_TIMEOUT_S, Job, missing_script, 
 RULE = "checkpatch"
 SCRIPT = "checkpatch.pl"
 ARGS = ("--strict", "--color=never", "-")
+UNKNOWN_ID = "Unknown commit id"
 FINDING_RE = re.compile(r"^(ERROR|WARNING|CHECK): (.*)$")
 WHERE_RE = re.compile(r"^#\d+: FILE: (.+?):?$")
 TOTAL_RE = re.compile(r"^total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?"
@@ -72,7 +79,16 @@ def parse(output: str) -> Result | None:
                   tuple(findings))
 
 
-def check(job: Job, patch: AppliedPatch) -> Check:
+def without_unknown_ids(result: Result) -> tuple[Result, int]:
+    """RESULT without checkpatch's "Unknown commit id" warnings, and how many there were."""
+    kept = tuple(f for f in result.findings
+                 if not (f.level == "WARNING" and f.message.startswith(UNKNOWN_ID)))
+    dropped = len(result.findings) - len(kept)
+    return replace(result, warnings=result.warnings - dropped, findings=kept), dropped
+
+
+def check(job: Job, patch: AppliedPatch, no_history: str = "") -> Check:
+    """NO_HISTORY: why the tree cannot tell upstream commit ids ('' when it can)."""
     log = job.log(RULE, f"patch {patch.index}")
     if reason := missing_script(job, SCRIPT):
         return patch_check(RULE, patch, "skip", reason, log)
@@ -86,7 +102,11 @@ def check(job: Job, patch: AppliedPatch) -> Check:
         return patch_check(RULE, patch, "error", f"{SCRIPT} ended (exit {proc.returncode}) "
                            f"without its 'total:' line; see {log}", log, reproducer=reproducer,
                            duration_s=took[0])
-    return patch_check(RULE, patch, result.status, result.summary(), log,
+    note = ""
+    if no_history:
+        result, dropped = without_unknown_ids(result)
+        note = f"; {dropped} commit ids not checked: {no_history}" if dropped else ""
+    return patch_check(RULE, patch, result.status, result.summary() + note, log,
                        reproducer=reproducer, duration_s=took[0],
                        data={"errors": result.errors, "warnings": result.warnings,
                              "checks": result.checks,

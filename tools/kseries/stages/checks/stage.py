@@ -59,7 +59,7 @@ def run_rules(job: Job, scratch: Path) -> list[Check]:
     checks: list[Check] = []
     for patch in job.patches:
         progress(f"checks: patch {patch.index}/{len(job.patches)} {patch.subject}")
-        checks += [checkpatch.check(job, patch), signoff.check(job, patch),
+        checks += [checkpatch.check(job, patch, no_history), signoff.check(job, patch),
                    fixes.check(job, patch, no_history),
                    maintainers.check(job, patch, recipients(job.series, patch.index))]
     sources = kerneldoc.touched_sources(job)
