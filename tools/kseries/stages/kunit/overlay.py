@@ -118,6 +118,12 @@ def lay_overlay(overlay: Overlay, worktree: Path, on_base: bool = False) -> list
     return the paths touched."""
     files = overlay.files + (overlay.base_files if on_base else ())
     hooks = overlay.hooks + (overlay.base_hooks if on_base else ())
+    return lay_parts(overlay, worktree, files, hooks)
+
+
+def lay_parts(overlay: Overlay, worktree: Path, files: tuple[str, ...],
+              hooks: tuple[Hook, ...]) -> list[str]:
+    """Copy FILES of the overlay and insert HOOKS into WORKTREE; return the paths touched."""
     touched = []
     for relative in files:
         target = worktree / relative

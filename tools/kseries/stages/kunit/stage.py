@@ -1,10 +1,10 @@
 """kseries kunit: the MHP_DRIVER_MANAGED KUnit suite on QEMU, with the series and without it.
 
-The suite (kernel-overlay/, see kunit_overlay.py) is laid onto the scratch worktree and
-run with the tree's own tools/testing/kunit/kunit.py: `build`, then `exec --json`, with
-the kunitconfig from Kconfig.fragments/ and one build dir per arch under
-<cache>/build/kunit-<arch> (reused by every run; base and series share it, ccache makes
-the rebuild after switching cheap). Per-arch facts (kunit.py's --arch, QEMU, compilers,
+The suite (the series' own KUnit patch when it has one, else kernel-overlay/; see suite.py)
+is laid onto the scratch worktree and run with the tree's own tools/testing/kunit/kunit.py:
+`build`, then `exec --json`, with the kunitconfig from Kconfig.fragments/ and one build dir
+per arch under <cache>/build/kunit-<arch> (reused by every run; base and series share it,
+ccache makes the rebuild after switching cheap). Per-arch facts (kunit.py's --arch, QEMU, compilers,
 timeouts) come from the arch registry, kernel/arches.toml. A guest uses KVM where the host
 is of its arch and a short probe boots (kernel/kvm.py), else TCG with a longer timeout; a
 hung guest ends at kunit.py's timeout.
@@ -38,7 +38,7 @@ from kseries.kernel import kvm
 from kseries.kernel.arches import ARCHES, Arch, get_arch, jobs, require_arch_program
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
-from kseries.stages.kunit.overlay import Overlay, format_patch, lay_overlay, load_overlay
+from kseries.stages.kunit.overlay import format_patch, load_overlay
 from kseries.stages.kunit.results import (
     CaseResult,
     case_names,
@@ -48,12 +48,12 @@ from kseries.stages.kunit.results import (
     parse_json,
     suite_name,
 )
+from kseries.stages.kunit.suite import SUITE_SOURCE, Suite, find_suite, lay_suite, suite_text
 
 ALL_ARCHES = tuple(ARCHES)
 REQUIRED_ARCH = "x86_64"
 # verify proves that the suite bites on the required arch only (one more build).
 VERIFY_BASE_ARCHES = (REQUIRED_ARCH,)
-SUITE_SOURCE = "mm/memory_hotplug_kunit.c"
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 BUILD_TIMEOUT_S = 3 * 3600
 KVM_TIMEOUT_S = 180  # TCG: the arch's kunit.tcg_timeout_s in kernel/arches.toml
@@ -168,6 +168,11 @@ def options_to_args(options: KunitOptions) -> list[str]:
 def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
     assert state.tree is not None and state.applied is not None  # needs apply
     if options.write_patch:
+        carried = find_suite(state.tree.path, state.applied.base, state.applied.head,
+                             load_overlay())
+        if carried.in_series:
+            raise KseriesError(f"--write-patch: {carried.describe()}; there is no extra patch "
+                               "to write for this revision")
         path = write_extra_patch(state.tree, state.applied.head)
         return Stage(name="kunit", status="skip",
                      summary=f"written: {path}; the suite did not run (--write-patch)",
@@ -225,9 +230,10 @@ def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequenc
 def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
                  base_arches: Sequence[str]) -> list[KunitRun]:
     """Base runs first (worktree at the base), then the series; the worktree ends at head."""
-    overlay = load_overlay()
     if not (applied.worktree / ".git").exists():
         ap.ensure_worktree(tree, applied.worktree, applied.head)
+    suite = find_suite(applied.worktree, applied.base, applied.head, load_overlay())
+    progress(f"kunit: {suite.describe()}")
     if not (applied.worktree / KUNIT_PY).is_file():
         raise KseriesError(f"{applied.worktree} has no {KUNIT_PY}; kseries kunit needs a tree "
                            "with KUnit's kunit.py (Linux 5.5 or later)")
@@ -238,9 +244,9 @@ def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequ
             if not wanted:
                 continue
             ap.checkout(applied.worktree, commit)
-            lay_overlay(overlay, applied.worktree, on_base=variant == "base")
+            lay_suite(suite, applied.worktree, on_base=variant == "base")
             for arch in wanted:
-                runs.append(run_arch(ctx, applied.worktree, overlay, arch,
+                runs.append(run_arch(ctx, applied.worktree, suite, arch,
                                      "base" if variant == "base" else "series"))
     finally:
         ap.checkout(applied.worktree, applied.head)
@@ -379,7 +385,7 @@ def check_tools(spec: Arch) -> None:
     require_arch_program(spec.cc)
 
 
-def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
+def run_arch(ctx: Context, worktree: Path, suite: Suite, arch: str,
              variant: Variant) -> KunitRun:
     spec = get_arch(arch)
     try:
@@ -417,8 +423,8 @@ def run_arch(ctx: Context, worktree: Path, overlay: Overlay, arch: str,
     command = command_line([*tool, "run", *common, f"--jobs={jobs()}",
                             f"--timeout={timeout_for(spec, accel)}",
                             *accel_args(spec, accel), "--json"], worktree)
-    result = exec_result(arch, variant, ran, json_path, console, overlay, accel_note,
-                         took_build[0], took_exec[0], log, command)
+    result = exec_result(arch, variant, ran, json_path, console, suite_text(worktree, suite),
+                         accel_note, took_build[0], took_exec[0], log, command)
     return replace(result, cases=tuple(tree_relative(c, worktree, build) for c in result.cases))
 
 
@@ -469,9 +475,8 @@ def timed_out(ran: Ran) -> bool:
 
 
 def exec_result(arch: str, variant: Variant, ran: Ran, json_path: Path, console: Path,
-                overlay: Overlay, accel_note: str, build_s: float, exec_s: float, log: Path,
+                source: str, accel_note: str, build_s: float, exec_s: float, log: Path,
                 command: str) -> KunitRun:
-    source = overlay.source(SUITE_SOURCE).read_text()
     suite = suite_name(source) or "?"
     console_text = console.read_text(errors="replace") if console.is_file() else ""
     found = parse_json(json_path.read_text()) if json_path.is_file() else []
