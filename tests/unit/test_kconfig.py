@@ -14,6 +14,7 @@ from kseries.kernel.kconfig import (
     KconfigTree,
     build_fragments,
     fragment_arches,
+    fragment_needs,
     merge_config,
     merge_fragments,
     read_config_values,
@@ -21,6 +22,7 @@ from kseries.kernel.kconfig import (
     validate_config,
 )
 from kseries.kernel.tree import Tree, cache_dir
+from tests.conftest import git
 
 # -- fragments (no tree needed) ---------------------------------------------------------------
 
@@ -58,6 +60,24 @@ def test_build_fragments_per_arch() -> None:
         "s390": ["common.config", "s390.config"],
     }
     assert fragment_arches(FRAGMENTS_DIR / "virtio-mem.config") == ("x86_64", "arm64")
+
+
+def test_a_needs_fragment_is_merged_only_into_trees_that_define_its_symbol(
+        small_repo: Path) -> None:
+    """kunit-suite.config: only where a Kconfig declares MEMORY_HOTPLUG_KUNIT_TEST."""
+    arch = get_arch("s390")
+    assert fragment_needs(FRAGMENTS_DIR / "kunit-suite.config") == "MEMORY_HOTPLUG_KUNIT_TEST"
+    without = [p.name for p in build_fragments(arch, tree=small_repo)]
+    assert without == ["common.config", "s390.config"]
+    # a mention is not a declaration
+    kconfig = small_repo / "mm" / "Kconfig"
+    kconfig.write_text("config FOO\n\tdepends on MEMORY_HOTPLUG_KUNIT_TEST\n")
+    git(small_repo, "add", "-A")
+    assert "kunit-suite.config" not in [p.name for p in build_fragments(arch, tree=small_repo)]
+    (small_repo / "mm" / "Kconfig").write_text("config MEMORY_HOTPLUG_KUNIT_TEST\n\tbool\n")
+    git(small_repo, "add", "-A")
+    assert [p.name for p in build_fragments(arch, tree=small_repo)] == [
+        "common.config", "kunit-suite.config", "s390.config"]
     assert fragment_arches(FRAGMENTS_DIR / "common.config") is None
 
 

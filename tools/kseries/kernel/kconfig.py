@@ -35,8 +35,10 @@ from kseries.kernel.arches import Arch, make_command, toolchain_version
 from kseries.kernel.tree import kernel_version
 
 FRAGMENTS_DIR = paths.FRAGMENTS_DIR
-BUILD_FRAGMENTS = ("common.config", "virtio-mem.config", "{arch}.config")
+BUILD_FRAGMENTS = ("common.config", "kunit-suite.config", "virtio-mem.config", "{arch}.config")
 ARCHES_HEADER_RE = re.compile(r"^#\s*arches:\s*(.+)$", re.MULTILINE)
+# A fragment for a symbol that only some trees define (the suite a series adds).
+NEEDS_HEADER_RE = re.compile(r"^#\s*needs:\s*([A-Za-z0-9_]+)\s*$", re.MULTILINE)
 SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 STAMP = ".kseries-config.stamp"
@@ -92,14 +94,32 @@ def fragment_arches(path: Path) -> tuple[str, ...] | None:
     return tuple(found.group(1).split()) if found else None
 
 
-def build_fragments(arch: Arch, directory: Path = FRAGMENTS_DIR) -> list[Path]:
-    """The fragments the build bot merges for ARCH, in merge order (later ones win)."""
+def fragment_needs(path: Path) -> str | None:
+    """The symbol a fragment needs the tree to define ('# needs: FOO' header), if any."""
+    found = NEEDS_HEADER_RE.search(path.read_text())
+    return found.group(1) if found else None
+
+
+def defines_symbol(tree: Path, symbol: str) -> bool:
+    """Whether a Kconfig file of TREE's checked-out files declares SYMBOL."""
+    found = g.run_git(tree, "grep", "-q", "-E", f"^[[:space:]]*(menu)?config {symbol}[[:space:]]*$",
+                      "--", ":(glob)**/Kconfig*", check=False)
+    return found.returncode == 0
+
+
+def build_fragments(arch: Arch, directory: Path = FRAGMENTS_DIR,
+                    tree: Path | None = None) -> list[Path]:
+    """The fragments the build bot merges for ARCH, in merge order (later ones win); one
+    with a '# needs: FOO' header only when TREE defines FOO (never without a TREE)."""
     paths = []
     for pattern in BUILD_FRAGMENTS:
         path = directory / pattern.format(arch=arch.name)
         if not path.is_file():
             continue
         wanted = fragment_arches(path)
+        needs = fragment_needs(path)
+        if needs is not None and (tree is None or not defines_symbol(tree, needs)):
+            continue
         if wanted is None or arch.name in wanted:
             paths.append(path)
     return paths

@@ -70,7 +70,7 @@ def configure(cache: Path, worktree: Path, arch: Arch, out: Path,
     build_dir = build_dir_for(cache, worktree, arch)
     out_dir = out / "build" / arch.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    fragments = build_fragments(arch)
+    fragments = build_fragments(arch, tree=worktree)
     with stopwatch() as took:
         progress(f"build {arch.name}: config {arch.defconfig} + "
                  f"{' '.join(f.name for f in fragments)}")

@@ -164,6 +164,8 @@ def execute(worktree: Path, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
             chosen = list(setup.objects) if files is None else affected_objects(
                 setup.build_dir, setup.objects, files, (*roots, setup.build_dir),
                 plan.sources)
+            # A file the series adds later (its KUnit suite) is not there yet.
+            chosen = list(sources_at(worktree, commit, chosen, plan.sources))
             if chosen:
                 arch_run.steps.append(build_objects(setup, worktree, commit, step, chosen,
                                                     results=arch_run.results))
