@@ -1,8 +1,8 @@
 """kseries build on the real 6.12 tree with real cross compilers: the detectors on real code.
 
 The fixture series (tests/fixtures/build-*.mbx, made with git format-patch on the imported
-tree) add a warning, swap a W=1 warning for another, and break only s390. All runs share the
-per-arch build dirs and ccache of the default cache, as `kseries build` does.
+tree) add a warning, swap a W=1 warning for another, break only s390, and add a file. All
+runs share the per-arch build dirs and ccache of the default cache, as `kseries build` does.
 """
 
 from __future__ import annotations
@@ -82,6 +82,25 @@ def test_swapped_warning_is_still_caught(real_tree: Tree, tmp_path: Path) -> Non
     assert "'work' not described in 'hw_failure_emergency_poweroff_func'" in new[0]
     [fixed] = step["data"]["fixed_warnings"]
     assert "'cmd' not described in 'do_kernel_restart'" in fixed
+
+
+def test_a_file_added_later_is_built_from_the_patch_that_adds_it(real_tree: Tree,
+                                                                  tmp_path: Path) -> None:
+    """Patch 2 adds mm/memory_hotplug_fixture.c: patch 1 must not try to compile it (a series
+    that posts its KUnit suite, as v3 does, adds a file). The object must be new to the build
+    dir, as on a first run: one built before has a .cmd saying patch 1 does not touch it."""
+    for built in cache_dir().glob("build/series-x86_64-*/mm/*memory_hotplug_fixture*"):
+        built.unlink()
+    result = build(tmp_path, "--mbox", FIXTURES / "build-new-file.mbx", "--arch", "x86_64",
+                   "--no-sparse")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stage = build_stage(tmp_path)
+    assert stage["status"] == "pass", stage["summary"]
+    assert check(stage, "x86_64 patch-1")["data"]["objects"] == ["mm/memory_hotplug.o"]
+    assert "mm/memory_hotplug_fixture.o" in check(stage, "x86_64 patch-2")["data"]["objects"]
+    assert "mm/memory_hotplug_fixture.o" not in check(stage, "x86_64 base")["data"]["objects"]
+    built = stage["data"]["coverage"]["mm/memory_hotplug_fixture.c"]["x86_64"]
+    assert built["status"] == "built"
 
 
 def test_break_on_s390_only_is_caught_by_the_s390_build(real_tree: Tree, tmp_path: Path) -> None:
