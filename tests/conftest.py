@@ -115,6 +115,41 @@ def small_repo(tmp_path: Path) -> Iterator[Path]:
     yield repo
 
 
+# The mm/ lines the KUnit overlay's hooks (and the series' own suite patch) anchor on.
+MM_KCONFIG = """\
+config MHP_MEMMAP_ON_MEMORY
+\tdef_bool y
+
+endif # MEMORY_HOTPLUG
+
+config ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE
+\tbool
+"""
+MM_MAKEFILE = """\
+obj-$(CONFIG_GUP_TEST) += gup_test.o
+obj-$(CONFIG_DMAPOOL_TEST) += dmapool_test.o
+obj-$(CONFIG_MEMORY_FAILURE) += memory-failure.o
+"""
+MM_MAINTAINERS = """\
+MEMORY HOT(UN)PLUG
+F:\tinclude/linux/memory_hotplug.h
+F:\tmm/memory_hotplug.c
+F:\ttools/testing/selftests/memory-hotplug/
+"""
+
+
+@pytest.fixture
+def mm_repo(small_repo: Path) -> Path:
+    """small_repo with the mm/Kconfig, mm/Makefile and MAINTAINERS lines the KUnit overlay
+    hooks anchor on, committed."""
+    (small_repo / "mm" / "Kconfig").write_text(MM_KCONFIG)
+    (small_repo / "mm" / "Makefile").write_text(MM_MAKEFILE)
+    (small_repo / "MAINTAINERS").write_text(MM_MAINTAINERS)
+    git(small_repo, "add", "-A")
+    git(small_repo, "commit", "-q", "-m", "mm files")
+    return small_repo
+
+
 def make_series(repo: Path, edits: list[tuple[str, str, str]], out: Path,
                 cover: bool = True) -> Path:
     """Commit each (file, old, new) edit on a scratch branch of REPO and format them as an mbox."""

@@ -42,27 +42,6 @@ CASES = ["dm_flag_resource_and_removal", "dm_flag_no_firmware_memmap",
          "no_flag_resource_and_removal", "no_flag_firmware_memmap", "dm_named_resource",
          "dm_bad_name_rejected", "dm_memblock_flag", "dm_kexec_file_hole_search"]
 
-KCONFIG = """\
-config MHP_MEMMAP_ON_MEMORY
-\tdef_bool y
-
-endif # MEMORY_HOTPLUG
-
-config ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE
-\tbool
-"""
-MAKEFILE = """\
-obj-$(CONFIG_GUP_TEST) += gup_test.o
-obj-$(CONFIG_DMAPOOL_TEST) += dmapool_test.o
-obj-$(CONFIG_MEMORY_FAILURE) += memory-failure.o
-"""
-MAINTAINERS = """\
-MEMORY HOT(UN)PLUG
-F:\tinclude/linux/memory_hotplug.h
-F:\tmm/memory_hotplug.c
-F:\ttools/testing/selftests/memory-hotplug/
-"""
-
 KTAP_CONSOLE = """\
 [    0.000000] Linux version 6.12.117 (root@host) (gcc) #1 SMP
 [    1.234567] KTAP version 1
@@ -96,17 +75,6 @@ KUNIT_JSON = {
 
 
 # --- the overlay ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mm_repo(small_repo: Path) -> Path:
-    """A small kernel-like repo with the two lines the overlay hooks anchor on."""
-    (small_repo / "mm" / "Kconfig").write_text(KCONFIG)
-    (small_repo / "mm" / "Makefile").write_text(MAKEFILE)
-    (small_repo / "MAINTAINERS").write_text(MAINTAINERS)
-    git(small_repo, "add", "-A")
-    git(small_repo, "commit", "-q", "-m", "mm files")
-    return small_repo
 
 
 def test_overlay_manifest_names_the_suite_and_both_hooks() -> None:

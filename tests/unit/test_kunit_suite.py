@@ -11,22 +11,11 @@ from kseries.core.errors import KseriesError
 from kseries.series import apply as ap
 from kseries.stages.kunit.overlay import load_overlay
 from kseries.stages.kunit.suite import SUITE_SOURCE, find_suite, lay_suite, suite_text
-from tests.conftest import git
-from tests.unit.test_kunit import KCONFIG, MAINTAINERS, MAKEFILE
+from tests.conftest import MM_MAKEFILE, git
 
 SHIM = "mm/memory_hotplug_kunit_base.h"
 SUITE_LINE = "obj-$(CONFIG_MEMORY_HOTPLUG_KUNIT_TEST) += memory_hotplug_kunit.o"
 OWN_SUITE = "// the series' own suite\nstatic struct kunit_suite s = { .name = \"own\" };\n"
-
-
-@pytest.fixture
-def mm_repo(small_repo: Path) -> Path:
-    (small_repo / "mm" / "Kconfig").write_text(KCONFIG)
-    (small_repo / "mm" / "Makefile").write_text(MAKEFILE)
-    (small_repo / "MAINTAINERS").write_text(MAINTAINERS)
-    git(small_repo, "add", "-A")
-    git(small_repo, "commit", "-q", "-m", "mm files")
-    return small_repo
 
 
 def commit(repo: Path, message: str, files: dict[str, str]) -> str:
@@ -41,7 +30,7 @@ def series_with_suite(repo: Path) -> tuple[str, str, str]:
     """base, the suite commit, head: a change, then the series' own KUnit patch."""
     base = git(repo, "rev-parse", "HEAD")
     commit(repo, "mm: a change", {"mm/a.c": "int changed;\n"})
-    makefile = MAKEFILE.replace("dmapool_test.o\n", f"dmapool_test.o\n{SUITE_LINE}\n")
+    makefile = MM_MAKEFILE.replace("dmapool_test.o\n", f"dmapool_test.o\n{SUITE_LINE}\n")
     suite = commit(repo, "mm: Add KUnit tests", {SUITE_SOURCE: OWN_SUITE, "mm/Makefile": makefile})
     return base, suite, suite
 
