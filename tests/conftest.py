@@ -90,7 +90,7 @@ def patches(tmp_path: Path) -> Path:
     """A private copy of patches/ so that export cannot touch the project's files."""
     copy = tmp_path / "patches"
     copy.mkdir()
-    for name in ("series.toml", "v2.mbx", "v2-cover.txt"):
+    for name in ("series.toml", "v2.mbx", "v2-cover.txt", "v3.mbx", "v3-cover.txt"):
         shutil.copy(ROOT / "patches" / name, copy / name)
     return copy
 

@@ -23,7 +23,7 @@ from kseries.stages.callers.model import CallerReport, Finding
 from kseries.stages.callers.spatch import second_opinion
 from kseries.stages.callers.spec import spec_from_api
 from tests.callers_data import SPEC, mail, mail_diffs, patch_diffs
-from tests.conftest import ROOT, git
+from tests.conftest import git
 
 BASE_CALLS = {
     ("arch/powerpc/platforms/pseries/hotplug-memory.c", 593, "__add_memory", "dlpar_add_lmb"),
@@ -345,7 +345,7 @@ def test_changed_api_of_the_real_series_if_present() -> None:
 
 @pytest.fixture(scope="module")
 def series_applied(real_tree: Tree) -> Path:
-    """patches/v2.mbx applied by kseries in its scratch worktree."""
+    """The current revision (series.toml) applied by kseries in its scratch worktree."""
     from kseries.kernel.tree import cache_dir
     from kseries.series.apply import apply_series
     from kseries.series.config import load_series
@@ -358,14 +358,16 @@ def series_applied(real_tree: Tree) -> Path:
 
 @pytest.mark.realtree
 def test_series_converts_every_caller(series_applied: Path) -> None:
-    """With the series, the 8 callers of 6.12 are all converted and the invariants hold."""
+    """With the series, the 8 callers of 6.12 are all converted and the invariants hold;
+    v3's KUnit suite is a caller too."""
     from kseries.series.config import load_series
 
-    spec = spec_from_api(load_series().api)
-    report = check_callers(series_applied, spec, patch_diffs(ROOT / "patches" / "v2.mbx"))
+    config = load_series()
+    spec = spec_from_api(config.api)
+    report = check_callers(series_applied, spec, patch_diffs(config.revision().mbox))
     assert report.findings == ()
     callers = set(report.caller_files) - {"mm/memory_hotplug.c"}
-    assert callers == {
+    assert callers == {"mm/memory_hotplug_kunit.c",
         "arch/powerpc/platforms/pseries/hotplug-memory.c", "drivers/acpi/acpi_memhotplug.c",
         "drivers/base/memory.c", "drivers/s390/char/sclp_cmd.c", "drivers/hv/hv_balloon.c",
         "drivers/xen/balloon.c", "drivers/virtio/virtio_mem.c", "drivers/dax/kmem.c"}

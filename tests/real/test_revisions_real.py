@@ -37,7 +37,14 @@ def test_export_import_round_trip_and_v3(real_tree: Tree, patches: Path) -> None
     kseries(patches, "export", "--branch", BRANCH, "--as", "v2", "--force")
     assert (patches / "v2.mbx").read_bytes() == (ROOT / "patches" / "v2.mbx").read_bytes()
 
-    # v3: change one hunk of patch 2 (keep 3 and 4 as they are), append a patch 5.
+    # The same for the current revision, v3.
+    current = kseries(patches, "import", "v3", "--branch", BRANCH + "-v3", "--force")
+    kseries(patches, "export", "--branch", BRANCH + "-v3", "--as", "v3", "--force")
+    assert (patches / "v3.mbx").read_bytes() == (ROOT / "patches" / "v3.mbx").read_bytes()
+    git(real_tree.path, "worktree", "remove", "--force", field(current, "worktree"))
+    git(real_tree.path, "branch", "-D", BRANCH + "-v3")
+
+    # v4 made from v2: change one hunk of patch 2 (keep 3 and 4 as they are), append a patch 5.
     commits = git(edit, "rev-list", "--reverse", f"{real_tree.base_commit}..HEAD").split()
     git(edit, "reset", "-q", "--hard", commits[1])
     hotplug = edit / "mm" / "memory_hotplug.c"
@@ -50,14 +57,14 @@ def test_export_import_round_trip_and_v3(real_tree: Tree, patches: Path) -> None
     virtio.write_text(virtio.read_text().replace("#include <linux/virtio.h>\n",
                                                  "#include <linux/virtio.h>\n\n", 1))
     git(edit, "commit", "-q", "-a", "-s", "-m", "virtio-mem: Spacing", "-m", "For the test.")
-    shutil.copy(patches / "v2-cover.txt", patches / "v3-cover.txt")
-    kseries(patches, "export", "--branch", BRANCH, "--as", "v3")
-    assert 'current = "v3"' in (patches / "series.toml").read_text()
-    v3 = (patches / "v3.mbx").read_text()
-    assert "[PATCH v3 5/5] virtio-mem: Spacing" in v3
+    shutil.copy(patches / "v2-cover.txt", patches / "v4-cover.txt")
+    kseries(patches, "export", "--branch", BRANCH, "--as", "v4")
+    assert 'current = "v4"' in (patches / "series.toml").read_text()
+    v4 = (patches / "v4.mbx").read_text()
+    assert "[PATCH v4 5/5] virtio-mem: Spacing" in v4
 
-    report = kseries(patches, "diff", "v2", "v3")
-    assert "v2 -> v3: 1 changed, 1 new, 0 dropped, 3 unchanged" in report
+    report = kseries(patches, "diff", "v2", "v4")
+    assert "v2 -> v4: 1 changed, 1 new, 0 dropped, 3 unchanged" in report
     kinds = [line.split()[:2] for line in report.splitlines() if line.startswith("  ") and
              line.split()[0] in {"changed", "new", "unchanged", "dropped"}]
     assert kinds == [["unchanged", "1"], ["changed", "2"], ["unchanged", "3"],

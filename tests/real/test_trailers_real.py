@@ -106,10 +106,10 @@ def test_enrolled_v2_gets_review_trailers(real_tree: Tree, patches: Path, tmp_pa
     assert git(edit, "status", "--porcelain") == ""
     assert snapshot(repo) == user_tree and refs(repo) == user_refs
 
-    # The trailered branch exports as v3: the same 4 patches (no cover commit among them).
-    shutil.copy(patches / "v2-cover.txt", patches / "v3-cover.txt")
-    kseries(patches, "export", "--branch", BRANCH, "--as", "v3")
-    v3 = (patches / "v3.mbx").read_text()
-    assert "[PATCH v3 4/4]" in v3 and "[PATCH v3 5/" not in v3
-    assert v3.count(review) == 4 and v3.count(ack) == 1
+    # The trailered branch exports as v4: the same 4 patches (no cover commit among them).
+    shutil.copy(patches / "v2-cover.txt", patches / "v4-cover.txt")
+    kseries(patches, "export", "--branch", BRANCH, "--as", "v4")
+    v4 = (patches / "v4.mbx").read_text()
+    assert "[PATCH v4 4/4]" in v4 and "[PATCH v4 5/" not in v4
+    assert v4.count(review) == 4 and v4.count(ack) == 1
     assert b4_send(edit, tmp_path / "sent-after", sender)[2].read_text().count(ack) == 1

@@ -20,13 +20,14 @@ def load_raw() -> dict:  # type: ignore[type-arg]
 
 def test_project_series_file_is_valid() -> None:
     config = load_series(SERIES)
-    assert config.current == "v2"
+    assert config.current == "v3"
     assert config.base.package == "linux-source-6.12"
     assert config.base.version == "6.12.117-1~deb12u1"
     assert config.arches == ("x86_64", "arm64", "powerpc", "s390")
     assert set(config.api.family) == {"add_memory", "__add_memory", "add_memory_resource",
                                       "add_memory_driver_managed"}
-    assert config.revision().mbox == ROOT / "patches" / "v2.mbx"
+    assert config.revision().mbox == ROOT / "patches" / "v3.mbx"
+    assert config.revision("v2").mbox == ROOT / "patches" / "v2.mbx"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 from kseries.core.context import Context
 from kseries.core.report import stopwatch
 from kseries.series import apply as ap
-from kseries.stages.kunit.stage import REQUIRED_ARCH, run_variants
+from kseries.stages.kunit.stage import REQUIRED_ARCH, KunitOptions, run_variants
 
 
 def bench_kunit(ctx: Context) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def bench_kunit(ctx: Context) -> dict[str, Any]:
     timings = []
     for _ in range(2):
         with stopwatch() as took:
-            runs = run_variants(ctx, tree, applied, (REQUIRED_ARCH,), ())
+            runs = run_variants(ctx, tree, applied, KunitOptions((REQUIRED_ARCH,)))
         timings.append((took[0], runs[0]))
     (first_s, _), (warm_s, warm) = timings
     return {"kunit_x86_64_first_s": first_s, "kunit_x86_64_warm_s": warm_s,

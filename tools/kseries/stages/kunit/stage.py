@@ -65,7 +65,7 @@ ERROR_RE = re.compile(r"(\berror:|\*\*\* |^Missing: )")
 LOGGED_ERROR = "ERROR:root:"  # kunit.py logs a failed step's first line with this prefix
 MAX_ERRORS = 8
 
-Variant = Literal["series", "base"]
+Variant = Literal["series", "base", "commit"]  # commit: patch N of the series, not the last
 Outcome = Literal["passed", "failed", "config-failed", "build-failed", "no-results",
                   "unavailable"]
 
@@ -86,9 +86,12 @@ class KunitRun:
     log: str | None = None
     console_log: str | None = None
     command: str = ""
+    patch: int = 0  # variant "commit": the run is at patch PATCH of the series
 
     @property
     def label(self) -> str:
+        if self.variant == "commit":
+            return f"{self.arch} at patch {self.patch}"
         return self.arch if self.variant == "series" else f"{self.arch} base"
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +115,8 @@ class KunitOptions:
     # Where the suite also runs on the base without the series (it must fail there).
     base_arches: tuple[str, ...] = ()
     write_patch: bool = False
+    # Also at every commit between base and head, on every arch (which patch fixes which case).
+    every_commit: bool = False
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +128,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "--arch; it must fail or not build there")
     parser.add_argument("--base-arch", action="append", choices=ALL_ARCHES, metavar="ARCH",
                         help="run on the base on ARCH only (repeatable; verify: x86_64)")
+    parser.add_argument("--every-commit", action="store_true",
+                        help="also run the suite at every patch of the series before the last, "
+                             "on every --arch: which patch makes which case pass")
     parser.add_argument("--write-patch", action="store_true",
                         help="only (re)write patches/extra/0001-*.patch: the overlay as one "
                              "patch on top of the series, for upstream posting")
@@ -145,7 +153,7 @@ def options_from_args(args: argparse.Namespace, _ctx: Context) -> KunitOptions:
     arches = selected_arches(args.arch)
     base = arches if args.against_base else selected_arches(args.base_arch) \
         if args.base_arch else ()
-    return KunitOptions(arches, base, bool(args.write_patch))
+    return KunitOptions(arches, base, bool(args.write_patch), bool(args.every_commit))
 
 
 def verify_options(ctx: Context, only: tuple[str, ...] | None) -> KunitOptions:
@@ -162,7 +170,8 @@ def options_to_args(options: KunitOptions) -> list[str]:
         args.append("--against-base")
     else:
         args += [f"--base-arch={a}" for a in options.base_arches]
-    return args + (["--write-patch"] if options.write_patch else [])
+    return (args + (["--write-patch"] if options.write_patch else [])
+            + (["--every-commit"] if options.every_commit else []))
 
 
 def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
@@ -179,7 +188,7 @@ def kunit_stage(state: RunState, options: KunitOptions) -> Stage:
                      duration_s=0.0, data={"written": str(path)})
     if not options.arches:
         return Stage(name="kunit", status="skip", summary="no arch selected", duration_s=0.0)
-    return kunit_for(state.ctx, state.tree, state.applied, options.arches, options.base_arches)
+    return kunit_for(state.ctx, state.tree, state.applied, options)
 
 
 def tools_for(options: KunitOptions) -> tuple[str, ...]:
@@ -213,13 +222,14 @@ def write_extra_patch(tree: Tree, head: str) -> Path:
 # --- the stage ----------------------------------------------------------------------------
 
 
-def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
-              base_arches: Sequence[str]) -> Stage:
+def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult,
+              options: KunitOptions) -> Stage:
     with stopwatch() as took:
-        runs = run_variants(ctx, tree, applied, arches, base_arches)
-    options = KunitOptions(tuple(arches), tuple(base_arches))
+        runs = run_variants(ctx, tree, applied, options)
     reproducer = command_reproducer("kunit", ctx, options_to_args(options))
     checks = [check for r in runs for check in run_checks(r, reproducer)]
+    if options.every_commit:
+        checks += [progression_check(arch, runs, reproducer) for arch in options.arches]
     return Stage(name="kunit", status=worst([c.status for c in checks]),
                  summary=stage_summary(runs, checks), duration_s=took[0],
                  checks=tuple(checks),
@@ -227,9 +237,10 @@ def kunit_for(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequenc
                        "head": applied.head, "runs": [r.to_json() for r in runs]})
 
 
-def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequence[str],
-                 base_arches: Sequence[str]) -> list[KunitRun]:
-    """Base runs first (worktree at the base), then the series; the worktree ends at head."""
+def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult,
+                 options: KunitOptions) -> list[KunitRun]:
+    """Base runs first (worktree at the base), then every patch but the last if asked, then
+    the series; the worktree ends at head."""
     if not (applied.worktree / ".git").exists():
         ap.ensure_worktree(tree, applied.worktree, applied.head)
     suite = find_suite(applied.worktree, applied.base, applied.head, load_overlay())
@@ -239,21 +250,69 @@ def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult, arches: Sequ
                            "with KUnit's kunit.py (Linux 5.5 or later)")
     runs: list[KunitRun] = []
     try:
-        for variant, commit, wanted in (("base", applied.base, base_arches),
-                                        ("series", applied.head, arches)):
+        for variant, patch, commit, wanted in steps(applied, options):
             if not wanted:
                 continue
             ap.checkout(applied.worktree, commit)
-            lay_suite(suite, applied.worktree, on_base=variant == "base")
+            # Before the suite's own patch, the (guarded) shim defines the flag if need be.
+            lay_suite(suite, applied.worktree, on_base=variant != "series")
             for arch in wanted:
-                runs.append(run_arch(ctx, applied.worktree, suite, arch,
-                                     "base" if variant == "base" else "series"))
+                runs.append(run_arch(ctx, applied.worktree, suite, arch, variant, patch))
     finally:
         ap.checkout(applied.worktree, applied.head)
     return runs
 
 
+def steps(applied: ap.ApplyResult,
+          options: KunitOptions) -> list[tuple[Variant, int, str, tuple[str, ...]]]:
+    """(variant, patch number, commit, arches) in the order they run."""
+    middle: list[tuple[Variant, int, str, tuple[str, ...]]] = []
+    if options.every_commit:
+        middle = [("commit", p.index, p.commit, options.arches) for p in applied.patches[:-1]]
+    return [("base", 0, applied.base, options.base_arches), *middle,
+            ("series", len(applied.patches), applied.head, options.arches)]
+
+
+def progression_check(arch: str, runs: list[KunitRun], reproducer: str) -> Check:
+    """Which patch makes which case pass, on ARCH; fail when a case that passed at one patch
+    fails at a later one, or when the suite does not build or run at some patch."""
+    mine = [r for r in runs if r.arch == arch and r.outcome != "unavailable"]
+    name = f"{arch}: cases per patch"
+    if not mine:
+        return Check(name=name, status="skip", summary=f"the suite did not run on {arch}",
+                     reproducer=reproducer, arch=arch, step="every-commit", rule="per-patch")
+    broken = [r for r in mine if r.outcome not in ("passed", "failed")]
+    fixed: dict[int, list[str]] = {}
+    broke: list[str] = []
+    passing: set[str] | None = None  # what passed at the run before
+    for r in mine:
+        now = {c.name for c in r.cases if c.status == "pass"}
+        if passing is not None:
+            failing = {c.name for c in r.cases if c.status in ("fail", "error")}
+            broke += [f"{c} at patch {r.patch}" for c in sorted(passing & failing)]
+        if passing is not None or r.variant != "base":
+            fixed[r.patch] = sorted(now - (passing or set()))
+        passing = now
+    parts = [f"patch {n}: {', '.join(cases) or '-'}" for n, cases in fixed.items()]
+    data = {"fixed_by_patch": {str(n): cases for n, cases in fixed.items()},
+            "regressions": broke, "not_run": [r.label for r in broken]}
+    if broken:
+        status: Status = "fail"
+        summary = f"the suite did not run at {', '.join(r.label for r in broken)}: " \
+                  f"{broken[0].summary}"
+    elif broke:
+        status, summary = "fail", f"passed earlier, fails later: {', '.join(broke)}"
+    else:
+        status = "pass"
+        start = "from the base" if mine[0].variant == "base" else "from patch 1"
+        summary = f"newly passing {start}: " + "; ".join(parts)
+    return Check(name=name, status=status, summary=summary, reproducer=reproducer, data=data,
+                 arch=arch, step="every-commit", rule="per-patch")
+
+
 def run_checks(r: KunitRun, reproducer: str) -> list[Check]:
+    if r.variant == "commit":
+        return []  # judged together by progression_check()
     if r.variant == "base":
         return [bite_check(r, reproducer)]
     required = r.arch == REQUIRED_ARCH
@@ -386,7 +445,15 @@ def check_tools(spec: Arch) -> None:
 
 
 def run_arch(ctx: Context, worktree: Path, suite: Suite, arch: str,
-             variant: Variant) -> KunitRun:
+             variant: Variant, patch: int = 0) -> KunitRun:
+    run = run_arch_as(ctx, worktree, suite, arch, variant,
+                      f"patch{patch}" if variant == "commit" else variant)
+    return replace(run, patch=patch)
+
+
+def run_arch_as(ctx: Context, worktree: Path, suite: Suite, arch: str,
+                variant: Variant, tag: str) -> KunitRun:
+    """One kunit.py build and run; TAG names the logs (base, series, patchN)."""
     spec = get_arch(arch)
     try:
         check_tools(spec)
@@ -396,11 +463,11 @@ def run_arch(ctx: Context, worktree: Path, suite: Suite, arch: str,
     build.mkdir(parents=True, exist_ok=True)
     logs = ctx.out / "kunit"  # absolute: make_context resolves --out
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{variant}-{arch}.log"
+    log = logs / f"{tag}-{arch}.log"
     log.write_text("")
     common = common_args(spec, build)
     tool = [sys.executable, KUNIT_PY]
-    progress(f"kunit: {arch} ({variant}): building in {build}")
+    progress(f"kunit: {arch} ({tag}): building in {build}")
     with stopwatch() as took_build:
         built = run_logged([*tool, "build", *common, f"--jobs={jobs()}"], worktree, log,
                            BUILD_TIMEOUT_S, build_env(ctx.cache))
@@ -409,15 +476,15 @@ def run_arch(ctx: Context, worktree: Path, suite: Suite, arch: str,
                              tree_prefixes(worktree, build))
 
     accel, accel_note = choose_accel(ctx, worktree, spec, common, log)
-    json_path = logs / f"{variant}-{arch}.json"
-    progress(f"kunit: {arch} ({variant}): running the suite ({accel_note})")
+    json_path = logs / f"{tag}-{arch}.json"
+    progress(f"kunit: {arch} ({tag}): running the suite ({accel_note})")
     with stopwatch() as took_exec:
         ran = execute(worktree, spec, common, accel, json_path, log)
         if accel == "kvm" and (timed_out(ran) or not json_path.is_file()):
             kvm.remember_failure(ctx.cache, spec)
             accel, accel_note = "tcg", "TCG: the KVM guest hung or failed, so it ran again with TCG"
             ran = execute(worktree, spec, common, accel, json_path, log)
-    console = logs / f"{variant}-{arch}.console.log"
+    console = logs / f"{tag}-{arch}.console.log"
     if (build / "test.log").is_file():
         shutil.copyfile(build / "test.log", console)
     command = command_line([*tool, "run", *common, f"--jobs={jobs()}",
