@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 tree: setup
 	$(BIN)/kseries tree
 
+# Exit 250 is "warnings only" (NIPA's retcode): the report says which; make does not fail on it.
 verify: tree
-	$(BIN)/kseries verify
+	$(BIN)/kseries verify || [ $$? -eq 250 ]
 
 check: tree
 	$(BIN)/ruff check tools tests

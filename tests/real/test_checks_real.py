@@ -195,10 +195,14 @@ def test_mutant_missing_maintainer_warns_naming_who(real_tree: Tree, v2: ApplyRe
 
 
 def test_kseries_checks_command_on_the_default_tree(tmp_path: Path) -> None:
-    """`kseries checks` as a user runs it: apply, then the checks; v2 is clean, one printed
-    line per check, the report holds them."""
+    """`kseries checks` as a user runs it: apply, then the checks, one printed line per check,
+    the report holds them. The current revision is clean but for one warning: patch 1's Fixes:
+    commit cannot be looked up in a tree imported without history (exit 250, NIPA's warning)."""
     result = run_cli("checks", "--out", tmp_path / "out")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 250, result.stdout + result.stderr
+    warned = [line for line in result.stdout.splitlines() if line.startswith("WARN")]
+    assert len(warned) == 1 and warned[0].split()[1:3] == ["fixes", "patch"], warned
+    assert "the tree has no history" in warned[0]
     assert "PASS  maintainers  patch 1" in result.stdout
     assert "PASS  checkpatch   patch 4" in result.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())

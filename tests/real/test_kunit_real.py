@@ -24,6 +24,7 @@ from kseries.kernel.tree import Tree
 from kseries.stages.kunit import stage as kunit
 from kseries.stages.kunit.overlay import format_patch, load_overlay
 from kseries.stages.kunit.results import parse_json
+from kseries.stages.kunit.suite import SUITE_SOURCE
 from tests.conftest import ROOT, git
 
 pytestmark = pytest.mark.realtree
@@ -78,7 +79,7 @@ def test_every_case_passes_with_the_series(outcome: KunitOutcome) -> None:
     series = outcome.run("series")
     assert series["outcome"] == "passed", series["summary"]
     cases = {c["name"]: c for c in series["cases"] if c["suite"] == SUITE}
-    source = (ROOT / "kernel-overlay" / kunit.SUITE_SOURCE).read_text()
+    source = (ROOT / "kernel-overlay" / SUITE_SOURCE).read_text()
     assert list(cases) == kunit.case_names(source)
     for name, case in cases.items():
         if name in X86_SKIPS:

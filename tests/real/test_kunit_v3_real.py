@@ -22,6 +22,7 @@ from kseries.kernel.tree import Tree
 from kseries.series.config import load_series
 from kseries.stages.kunit import stage as kunit
 from kseries.stages.kunit.results import case_names
+from kseries.stages.kunit.suite import SUITE_SOURCE
 from tests.conftest import git
 
 pytestmark = pytest.mark.realtree
@@ -65,8 +66,8 @@ def test_the_suite_comes_from_the_series_and_every_case_passes_at_the_head(
         outcome: Outcome) -> None:
     [head] = [r for r in outcome.runs() if r["variant"] == "series"]
     worktree = Path(outcome.stage["data"]["worktree"])
-    assert git(worktree, "ls-files", kunit.SUITE_SOURCE) == kunit.SUITE_SOURCE
-    names = case_names((worktree / kunit.SUITE_SOURCE).read_text())
+    assert git(worktree, "ls-files", SUITE_SOURCE) == SUITE_SOURCE
+    names = case_names((worktree / SUITE_SOURCE).read_text())
     cases = {c["name"]: c for c in head["cases"] if c["suite"] == SUITE}
     assert list(cases) == names and len(names) == 14
     for name, case in cases.items():

@@ -24,6 +24,7 @@ from kseries.core.report import worst
 from kseries.kernel.arches import get_arch
 from kseries.series import apply as ap
 from kseries.stages.kunit import stage as kunit
+from kseries.stages.kunit import verdicts
 from kseries.stages.kunit.overlay import Hook, apply_hook, format_patch, lay_overlay, load_overlay
 from kseries.stages.kunit.results import (
     CaseResult,
@@ -274,48 +275,48 @@ def test_garbage_json_is_a_one_line_error() -> None:
 # --- verdicts --------------------------------------------------------------------------------
 
 
-def run_of(variant: kunit.Variant, outcome: kunit.Outcome, statuses: dict[str, str],
-           errors: tuple[str, ...] = (), arch: str = "x86_64") -> kunit.KunitRun:
+def run_of(variant: verdicts.Variant, outcome: verdicts.Outcome, statuses: dict[str, str],
+           errors: tuple[str, ...] = (), arch: str = "x86_64") -> verdicts.KunitRun:
     cases = tuple(CaseResult(SUITE, name, status, "why" if status == "skip" else "")  # type: ignore[arg-type]
                   for name, status in statuses.items())
-    return kunit.KunitRun(arch, variant, outcome, "summary", cases, errors)
+    return verdicts.KunitRun(arch, variant, outcome, "summary", cases, errors)
 
 
 def test_base_that_does_not_build_because_of_the_suite_bites() -> None:
     error = ("mm/memory_hotplug_kunit.c:392:29: error: 'MHP_DRIVER_MANAGED' undeclared "
              "(first use in this function)")
-    check = kunit.bite_check(run_of("base", "build-failed", {}, (error,)), "repro")
+    check = verdicts.bite_check(run_of("base", "build-failed", {}, (error,)), "repro")
     assert check.status == "pass"
     assert "does not build" in check.summary and "MHP_DRIVER_MANAGED" in check.summary
 
 
 def test_base_that_fails_elsewhere_to_build_is_only_a_warning() -> None:
-    check = kunit.bite_check(run_of("base", "build-failed", {}, ("fs/x.c:1:1: error: y",)), "")
+    check = verdicts.bite_check(run_of("base", "build-failed", {}, ("fs/x.c:1:1: error: y",)), "")
     assert check.status == "warn"
 
 
 def test_base_with_failing_cases_bites_and_a_passing_base_does_not() -> None:
     failing = run_of("base", "failed", {"a": "fail", "b": "pass"})
-    assert kunit.bite_check(failing, "").status == "pass"
+    assert verdicts.bite_check(failing, "").status == "pass"
     passing = run_of("base", "passed", {"a": "pass", "b": "skip"})
-    check = kunit.bite_check(passing, "")
+    check = verdicts.bite_check(passing, "")
     assert check.status == "fail" and "does not detect" in check.summary
 
 
 def test_series_checks_are_per_case_and_skips_carry_their_reason() -> None:
-    checks = kunit.run_checks(run_of("series", "passed", {"a": "pass", "b": "skip"}), "r")
+    checks = verdicts.run_checks(run_of("series", "passed", {"a": "pass", "b": "skip"}), "r")
     assert [(c.name, c.status) for c in checks] == [(f"x86_64: {SUITE}.a", "pass"),
                                                     (f"x86_64: {SUITE}.b", "skip")]
     assert checks[1].summary == "SKIP: why"
 
 
 def test_required_arch_must_pass_something_and_be_available() -> None:
-    all_skipped = kunit.run_checks(run_of("series", "passed", {"a": "skip"}), "")
+    all_skipped = verdicts.run_checks(run_of("series", "passed", {"a": "skip"}), "")
     assert all_skipped[-1].status == "fail"
-    missing = kunit.KunitRun("x86_64", "series", "unavailable", "no qemu")
-    assert kunit.run_checks(missing, "")[0].status == "fail"
-    other = kunit.KunitRun("s390", "series", "unavailable", "no qemu")
-    assert kunit.run_checks(other, "")[0].status == "skip"
+    missing = verdicts.KunitRun("x86_64", "series", "unavailable", "no qemu")
+    assert verdicts.run_checks(missing, "")[0].status == "fail"
+    other = verdicts.KunitRun("s390", "series", "unavailable", "no qemu")
+    assert verdicts.run_checks(other, "")[0].status == "skip"
 
 
 def test_build_errors_are_extracted_relative_to_the_tree() -> None:
@@ -426,13 +427,13 @@ def test_stage_passes_with_skipped_cases_and_names_the_bite() -> None:
     series = run_of("series", "passed", {"a": "pass", "b": "skip"})
     error = "mm/memory_hotplug_kunit.c:1:1: error: 'MHP_DRIVER_MANAGED' undeclared"
     base = run_of("base", "build-failed", {}, (error,))
-    checks = kunit.run_checks(base, "") + kunit.run_checks(series, "")
+    checks = verdicts.run_checks(base, "") + verdicts.run_checks(series, "")
     assert worst([c.status for c in checks]) == "pass"
-    assert kunit.stage_summary([base, series], checks) == (
+    assert verdicts.stage_summary([base, series], checks) == (
         "x86_64 base: does not build (bites); x86_64: 1 pass 1 skip")
-    skipped = kunit.run_checks(kunit.KunitRun("s390", "series", "unavailable", "no qemu"), "")
+    skipped = verdicts.run_checks(verdicts.KunitRun("s390", "series", "unavailable", "no qemu"), "")
     assert worst([c.status for c in skipped]) == "skip"
-    failing = kunit.run_checks(run_of("series", "failed", {"a": "fail"}, arch="arm64"), "")
+    failing = verdicts.run_checks(run_of("series", "failed", {"a": "fail"}, arch="arm64"), "")
     assert worst([c.status for c in checks + failing]) == "fail"
 
 

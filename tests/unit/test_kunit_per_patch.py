@@ -6,14 +6,16 @@ import argparse
 
 from kseries.series.apply import AppliedPatch
 from kseries.stages.kunit import stage as kunit
+from kseries.stages.kunit import verdicts
 from kseries.stages.kunit.results import CaseResult
-from kseries.stages.kunit.stage import KunitOptions, KunitRun, progression_check
+from kseries.stages.kunit.stage import KunitOptions
+from kseries.stages.kunit.verdicts import KunitRun, progression_check
 
 CASES = ("a", "b", "c")
 
 
-def run(variant: kunit.Variant, patch: int, passing: set[str], arch: str = "x86_64",
-        outcome: kunit.Outcome | None = None) -> KunitRun:
+def run(variant: verdicts.Variant, patch: int, passing: set[str], arch: str = "x86_64",
+        outcome: verdicts.Outcome | None = None) -> KunitRun:
     cases = tuple(CaseResult("s", n, "pass" if n in passing else "fail") for n in CASES)
     done = outcome or ("passed" if passing == set(CASES) else "failed")
     return KunitRun(arch, variant, done, "", cases, patch=patch)

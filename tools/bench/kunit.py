@@ -7,7 +7,8 @@ from typing import Any
 from kseries.core.context import Context
 from kseries.core.report import stopwatch
 from kseries.series import apply as ap
-from kseries.stages.kunit.stage import REQUIRED_ARCH, KunitOptions, run_variants
+from kseries.stages.kunit.stage import KunitOptions, run_variants
+from kseries.stages.kunit.verdicts import REQUIRED_ARCH
 
 
 def bench_kunit(ctx: Context) -> dict[str, Any]:
