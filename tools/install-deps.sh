@@ -6,7 +6,7 @@ registry="$(dirname "${BASH_SOURCE[0]}")/kseries/kernel/arches.toml"
 packages=(
   git make gcc bc flex bison libelf-dev libssl-dev cpio rsync xz-utils dwarves python3-venv
   ccache sparse coccinelle
-  busybox-static kexec-tools
+  busybox-static kexec-tools makedumpfile
 )
 # Runs before the venv exists: the system python3 (Debian 12: 3.11, which has tomllib).
 arch_packages="$(python3 -c '

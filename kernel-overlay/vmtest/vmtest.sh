@@ -2,33 +2,73 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # kseries vmtest: the kexec contract for driver-managed (virtio-mem) memory,
-# checked inside the guest with the real kexec-tools. Output is TAP 13 as
-# kselftest prints it; every check ends in a kselftest code (0 pass, 1 fail,
-# 4 skip; a skip says why).
+# checked inside the guest with the real kexec-tools and makedumpfile. Output
+# is TAP 13 as kselftest prints it; every check ends in a kselftest code (0
+# pass, 1 fail, 4 skip; a skip says why). One QEMU run is one scenario
+# (vmtest.mode=); a scenario may go through several kernels (kexec -e, a
+# crash into the capture kernel): the first kernel prints the plan, the next
+# ones go on numbering from vmtest.next=, so the host reads one TAP stream.
 #
-# For each phase (vmtest.phases=boot:256,grow:512,shrink:128 on the kernel
-# command line: phase name and the virtio-mem size in MiB) the guest checks:
+# vmtest.mode=test: for each phase (vmtest.phases=boot:256,grow:512,shrink:128,
+# the virtio-mem size in MiB per phase) the guest checks:
 #
 #   iomem_virtio_mem            the plugged memory is "System RAM (virtio_mem)"
-#                               in /proc/iomem, as much as requested
+#                               in /proc/iomem, as much as requested (whole
+#                               memory blocks)
 #   memmap_excludes_virtio_mem  no /sys/firmware/memmap entry overlaps it
 #   kexec_load_segments         kexec -l (kexec_load) puts no segment on it
 #   kexec_load_memmap           nor into the E820 map it hands over
 #   kexec_file_segments         kexec_file_load puts no segment on it (placement
 #                               from KEXEC_FILE_DEBUG lines in the kernel log)
-#   kexec_file_memmap           nor into the E820 map it hands over
 #   kdump_dumps_virtio_mem      kexec -p: the ELF core headers cover it
 #
-# and once, in the boot phase before any kexec load, mem_on_off_test: the
-# tree's memory-hotplug selftest.
+# and once, in the boot phase before any kexec load, mem_on_off_test (the
+# tree's memory-hotplug selftest), and after the last phase dmesg_clean.
+# (x86's kexec_file hands over e820_table_kexec, which memory hotplug never
+# updates: a load-time check of that map could not fail, so what the next
+# kernel really gets is checked after the reboot below.)
 #
-# Before a phase other than "boot" the guest asks the host to resize the
-# device ("# vmtest-request: requested-size=BYTES") and waits for the driver to
-# follow. Then two controls prove the checks can see what they look for: memory
-# hot-added through the probe interface (not driver managed) must get a
-# firmware memmap entry and must be in the kexec_load map. Last, the kernel log
-# must hold no WARNING, BUG or Oops.
+# Then the same kernel reboots into itself with kexec -l + kexec -e
+# (kexec_load_reboot), that one with kexec -s -l + kexec -e
+# (kexec_file_reboot); QEMU keeps the virtio-mem device plugged across kexec,
+# so each new kernel checks:
 #
+#   memmap_excludes_virtio_mem  the map it booted with (x86: the e820 table it
+#                               logged, and /sys/firmware/memmap) has no RAM in
+#                               the device region
+#   iomem_no_plain_ram_in_device  no plain "System RAM" there in /proc/iomem
+#   driver_replugged            virtio-mem found memory still plugged, unplugged
+#                               it and plugged the requested size again, every
+#                               block online
+#   dmesg_clean                 no WARNING, BUG or Oops in its log
+#
+# The last one resizes the device to vmtest.kdump_size (not a multiple of the
+# memory block size: a block is partly plugged), loads a capture kernel with
+# kexec -p (kdump_load: iomem_virtio_mem, kdump_dumps_virtio_mem) and crashes.
+# vmtest.mode=kdump_file does the same with kexec -s -p (capture_loaded);
+# vmtest.mode=crash_hotplug loads with kexec -s -p first, then grows and
+# shrinks the device (vmtest.hotplug_sizes=), then crashes. The capture kernel
+# checks:
+#
+#   vmcore_covers_virtio_mem    /proc/vmcore's PT_LOAD headers (the host checks
+#                               them against what was plugged at the crash)
+#   vmcore_reads_plugged        every PT_LOAD byte in the device region reads
+#                               end to end; the host then checks that the
+#                               device's backing memory holds exactly what was
+#                               plugged (the virtio-mem vmcore callback kept
+#                               the reads off unplugged memory)
+#   makedumpfile_ok             makedumpfile -c -d 31 writes a dump
+#   dmesg_clean
+#
+# vmtest.mode=control: memory hot-added through the probe interface (not
+# driver managed) must get a firmware memmap entry and be in the kexec_load
+# map: proof that those checks can see what they look for. It runs alone:
+# the probed block has nothing behind it, a kexec'd kernel would use it.
+#
+# Requests to the host (it serves them through QMP):
+#   # vmtest-request: requested-size=BYTES   resize the device
+#   # vmtest-request: backend-usage=PHASE    measure the device's backing memory
+#   # vmtest-request: crash=PHASE            the next panic is on purpose
 # Addresses go to the host as diagnostic lines:
 #   # vmtest-range SET 0xSTART-0xEND [LABEL]
 #   # vmtest-segment SET 0xSTART-0xEND [LABEL]
@@ -38,23 +78,31 @@ KSFT_FAIL=1
 KSFT_SKIP=4
 
 KERNEL=/boot/vmlinuz
+INITRD=/boot/initrd.cpio	# this initramfs without itself, for the next kernel
 KEXEC=/usr/sbin/kexec
 KEXEC_FILE=/vmtest/kexec-file-debug
+VMCORE_READ=/vmtest/vmcore-read
+MAKEDUMPFILE=/usr/bin/makedumpfile
 SELFTEST=/selftests/memory-hotplug/mem-on-off-test.sh
 MEMORY=/sys/devices/system/memory
 MEMMAP=/sys/firmware/memmap
+CMDLINE=/proc/cmdline	# the host's tests point these at files of their own
 W=/tmp/vmtest
 NEXT_CMDLINE="console=ttyS0 vmtest.mode=probe"
+CAPTURE_ARGS="irqpoll nr_cpus=1 reset_devices"
 VIRTIO_MEM_NAME="System RAM (virtio_mem)"
 
-PHASE_CHECKS=7
-FINAL_CHECKS=4	# boot.mem_on_off_test, the two controls, dmesg_clean
+PHASE_CHECKS=6
+REBOOT_CHECKS=4
+CAPTURE_CHECKS=4
+KDUMP_CHECKS=2		# before the crash: iomem_virtio_mem and the load
+CONTROL_CHECKS=3	# the two controls, dmesg_clean
 
 test_number=0
 failed=0
 
 param() {
-	sed -n "s/.*vmtest\.$1=\([^ ]*\).*/\1/p" /proc/cmdline
+	sed -n "s/.*vmtest\.$1=\([^ ]*\).*/\1/p" $CMDLINE
 }
 
 # A range file holds "START END LABEL" lines, START and END as 16 hex digits
@@ -193,19 +241,31 @@ need_virtio_mem() {
 	fi
 }
 
+block_bytes() {
+	echo $((0x$(cat $MEMORY/block_size_bytes)))
+}
+
+# virtio-mem adds whole memory blocks and plugs parts of them (device blocks):
+# /proc/iomem shows the size asked for rounded up to memory blocks
+whole_blocks() { # BYTES
+	block=$(block_bytes)
+	echo $((($1 + block - 1) / block * block))
+}
+
 check_iomem_virtio_mem() { # WANT_BYTES
+	want=$(whole_blocks "$1")
 	waited=0
 	while :; do
 		iomem_ranges "$VIRTIO_MEM_NAME" > $W/virtio_mem
 		have=$(range_bytes $W/virtio_mem)
-		[ "$have" = "$1" ] && break
+		[ "$have" = "$want" ] && break
 		[ $waited -ge "$PLUG_TIMEOUT" ] && break
 		sleep 1
 		waited=$((waited + 1))
 	done
 	emit range virtio_mem $W/virtio_mem
-	echo "\"$VIRTIO_MEM_NAME\": $((have >> 20)) MiB, requested $(($1 >> 20)) MiB (waited ${waited} s)"
-	if [ "$have" != "$1" ]; then
+	echo "\"$VIRTIO_MEM_NAME\": $((have >> 20)) MiB, requested $(($1 >> 20)) MiB in $((want >> 20)) MiB of memory blocks (waited ${waited} s)"
+	if [ "$have" != "$want" ]; then
 		grep -i virtio /proc/iomem
 		return $KSFT_FAIL
 	fi
@@ -287,28 +347,21 @@ check_kexec_file_segments() { # PHASE
 	[ ! -s $W/bad ]
 }
 
-check_kexec_file_memmap() {
-	e820_table $W/kexec_file.out ".*kexec-bzImage64: " > $W/e820
-	emit range kexec_file_memmap $W/e820
-	if [ ! -s $W/e820 ]; then
-		echo "the kernel logged no kexec_file E820 memmap (x86 only)"
-		return $KSFT_SKIP
-	fi
-	need_virtio_mem || return
-	overlaps $W/e820 $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
-}
-
-check_kdump() {
+check_kdump() { # [CMDLINE]: with one, the capture kernel stays loaded
 	if ! grep -q "Crash kernel" /proc/iomem; then
 		echo "no crashkernel= reservation in /proc/iomem"
 		return $KSFT_SKIP
 	fi
-	$KEXEC --kexec-syscall -p $KERNEL --command-line="$NEXT_CMDLINE" --debug \
-		> $W/kdump.out 2>&1
-	code=$?
-	$KEXEC --kexec-syscall -p -u > /dev/null 2>&1
+	if [ -n "${1:-}" ]; then
+		$KEXEC --kexec-syscall -p $KERNEL --initrd=$INITRD --command-line="$1" \
+			--debug > $W/kdump.out 2>&1
+		code=$?
+	else
+		$KEXEC --kexec-syscall -p $KERNEL --command-line="$NEXT_CMDLINE" --debug \
+			> $W/kdump.out 2>&1
+		code=$?
+		$KEXEC --kexec-syscall -p -u > /dev/null 2>&1
+	fi
 	if [ $code != 0 ]; then
 		tail -n 20 $W/kdump.out
 		echo "kexec -p failed (exit $code)"
@@ -362,7 +415,6 @@ run_phase() { # NAME MIB
 	run_test "$1.kexec_load_segments" check_kexec_load_segments
 	run_test "$1.kexec_load_memmap" check_kexec_load_memmap
 	run_test "$1.kexec_file_segments" check_kexec_file_segments "$1"
-	run_test "$1.kexec_file_memmap" check_kexec_file_memmap
 	run_test "$1.kdump_dumps_virtio_mem" check_kdump
 }
 
@@ -431,30 +483,313 @@ check_dmesg() {
 	[ ! -s $W/bad ]
 }
 
-main() {
-	# kexec -u, /dev/kmsg and memory/probe touch the running kernel: guests only
-	if ! grep -q "vmtest.mode=test" /proc/cmdline; then
-		echo "vmtest.sh: not in a kseries vmtest guest (no vmtest.mode=test)" >&2
-		exit $KSFT_SKIP
+# --- after a kexec reboot, and in the capture kernel ------------------------
+
+# The device region as the first kernel found it ("virtioN" in /proc/iomem),
+# passed on as vmtest.device=START-END: a kernel that booted with RAM there
+# would not even get the region for the driver.
+device_region() {
+	region=$(param device)
+	if [ -z "$region" ]; then
+		region=$(sed -n 's/^\([0-9a-f]*\)-\([0-9a-f]*\) : virtio[0-9]*$/\1-\2/p' /proc/iomem | head -n 1)
 	fi
-	mkdir -p $W
-	PLUG_TIMEOUT=$(param plug_timeout)
-	PLUG_TIMEOUT=${PLUG_TIMEOUT:-120}
+	[ -n "$region" ] || return 1
+	range_line "0x${region%-*}" "0x${region#*-}" device
+}
+
+# THIS kernel's boot memory map: the e820 table it logged (what kexec handed
+# over, x86) and /sys/firmware/memmap, RAM entries only
+boot_ram() {
+	dmesg | sed -n 's/.*BIOS-e820: \[mem 0x\([0-9a-f]*\)-0x\([0-9a-f]*\)\] usable.*/\1 \2/p' |
+	while read -r s e; do
+		range_line "0x$s" "0x$e" "e820 usable"
+	done
+	firmware_memmap | grep " System RAM\$" || :
+}
+
+check_boot_memmap() {
+	device_region > $W/virtio_mem || { echo "no virtio-mem device region known"; return $KSFT_FAIL; }
+	emit range virtio_mem $W/virtio_mem
+	boot_ram > $W/boot_ram
+	emit range boot_memmap $W/boot_ram
+	if [ ! -s $W/boot_ram ]; then
+		echo "this kernel logged no e820 RAM and has no firmware memmap RAM"
+		return $KSFT_FAIL
+	fi
+	overlaps $W/boot_ram $W/virtio_mem > $W/bad
+	cat $W/bad
+	[ ! -s $W/bad ]
+}
+
+check_no_plain_ram() {
+	device_region > $W/virtio_mem || { echo "no virtio-mem device region known"; return $KSFT_FAIL; }
+	emit range virtio_mem $W/virtio_mem
+	iomem_ranges "System RAM" > $W/ram
+	overlaps $W/ram $W/virtio_mem > $W/bad
+	emit range iomem_system_ram $W/ram
+	cat $W/bad
+	[ ! -s $W/bad ]
+}
+
+offline_blocks() { # RANGE_FILE: memory blocks inside the ranges that are not online
+	block=$(block_bytes)
+	for dir in "$MEMORY"/memory*; do
+		[ -f "$dir/phys_index" ] || continue
+		start=$((0x$(cat "$dir/phys_index") * block))
+		range_line $start $((start + block - 1)) "${dir##*/}" > $W/block
+		if [ -n "$(overlaps $W/block "$1")" ] && [ "$(cat "$dir/state")" != online ]; then
+			echo "${dir##*/} is $(cat "$dir/state")"
+		fi
+	done
+}
+
+check_replugged() {
+	dmesg | grep -E "virtio_mem virtio[0-9]+: (unplugging all|plugged size|requested size)" |
+		tail -n 4
+	if ! dmesg | grep -q "virtio_mem virtio[0-9]*: unplugging all memory is required"; then
+		echo "the driver did not find memory still plugged (no \"unplugging all memory is required\")"
+		return $KSFT_FAIL
+	fi
+	check_iomem_virtio_mem "$REQUESTED" || return $KSFT_FAIL
+	offline_blocks $W/virtio_mem > $W/bad
+	cat $W/bad
+	[ ! -s $W/bad ]
+}
+
+# The capture kernel's view of the device: "start address" and "region size"
+# as the driver logged them (it does not plug or unplug in a kdump kernel)
+capture_device_region() {
+	start=$(dmesg | sed -n 's/.*virtio_mem virtio[0-9]*: start address: 0x\([0-9a-f]*\).*/\1/p' | head -n 1)
+	size=$(dmesg | sed -n 's/.*virtio_mem virtio[0-9]*: region size: 0x\([0-9a-f]*\).*/\1/p' | head -n 1)
+	[ -n "$start" ] && [ -n "$size" ] || return 1
+	range_line "0x$start" $((0x$start + 0x$size - 1)) device
+}
+
+check_vmcore_headers() {
+	if [ ! -r /proc/vmcore ]; then
+		echo "no /proc/vmcore: not a capture kernel"
+		return $KSFT_FAIL
+	fi
+	$VMCORE_READ phdrs > $W/dumped || return $KSFT_FAIL
+	emit range vmcore_pt_load $W/dumped
+	capture_device_region > $W/device || {
+		echo "the virtio-mem driver logged no device region in the capture kernel"
+		return $KSFT_FAIL
+	}
+	emit range device $W/device
+	: > $W/inside
+	while read -r s e label; do
+		range_line "0x$s" "0x$e" "$label" > $W/one
+		[ -n "$(overlaps $W/one $W/device)" ] && cat $W/one >> $W/inside
+	done < $W/dumped
+	echo "$(wc -l < $W/dumped) PT_LOAD headers, $(wc -l < $W/inside) of them in the device region"
+	# what was plugged at the crash is the first kernel's: the host checks
+	# these headers against its last iomem_virtio_mem
+	[ -s $W/inside ]
+}
+
+check_vmcore_reads() { # PHASE
+	[ -s $W/inside ] || { echo "no PT_LOAD header in the device region"; return $KSFT_FAIL; }
+	read -r ds de dlabel < $W/device
+	code=0
+	while read -r s e label; do
+		[ $((0x$s < 0x$ds)) = 1 ] && s=$ds
+		[ $((0x$e > 0x$de)) = 1 ] && e=$de
+		$VMCORE_READ read "$s" "$e" || code=$KSFT_FAIL
+	done < $W/inside
+	echo "# vmtest-request: backend-usage=$1" >&3
+	sleep 1	# the host measures now; nothing here touches the device meanwhile
+	return $code
+}
+
+check_makedumpfile() {
+	if [ ! -x $MAKEDUMPFILE ]; then
+		echo "$MAKEDUMPFILE is not in the initramfs"
+		return $KSFT_FAIL
+	fi
+	$MAKEDUMPFILE -c -d 31 /proc/vmcore $W/dump > $W/makedumpfile.out 2>&1
+	code=$?
+	tail -n 5 $W/makedumpfile.out
+	if [ $code != 0 ]; then
+		echo "makedumpfile -c -d 31 exited with $code"
+		return $KSFT_FAIL
+	fi
+	echo "makedumpfile -c -d 31 wrote $(wc -c < $W/dump) bytes"
+	rm -f $W/dump
+}
+
+# --- moving on: kexec reboots and crashes -------------------------------------
+
+# This kernel's command line for the next kernel of the scenario: the same,
+# with the vmtest state that changes (mode, phase, tests done so far, the
+# size the device is asked for, its region)
+next_cmdline() { # MODE PHASE NEXT_TEST [EXTRA]
+	keep=$(sed -e 's/ vmtest\.mode=[^ ]*//' -e 's/ vmtest\.phase=[^ ]*//' \
+		-e 's/ vmtest\.next=[^ ]*//' -e 's/ vmtest\.requested=[^ ]*//' \
+		-e 's/ vmtest\.device=[^ ]*//' -e 's/ vmtest\.plan=[^ ]*//' $CMDLINE)
+	region=$(device_region | sed -n 's/^0*\([0-9a-f]*\) 0*\([0-9a-f]*\) .*/\1-\2/p')
+	echo "$keep vmtest.mode=$1 vmtest.phase=$2 vmtest.next=$3 vmtest.requested=$REQUESTED vmtest.device=$region vmtest.plan=$PLAN${4:+ $4}"
+}
+
+capture_cmdline() { # PHASE NEXT_TEST
+	next_cmdline capture "$1" "$2" "$CAPTURE_ARGS" | sed 's/ crashkernel=[^ ]*//'
+}
+
+fail_rest() { # REASON: the plan's remaining results, failed, then stop
+	echo "# $1"
+	while [ "$test_number" -lt "$PLAN" ]; do
+		test_number=$((test_number + 1))
+		echo "not ok $test_number chain_broken # $1"
+	done
+	failed=1
+}
+
+reboot_into() { # load|file PHASE: kexec this kernel again; PHASE runs there
+	cat $INITRD > $W/next.cpio
+	(cd / && echo boot/initrd.cpio | cpio -o -H newc 2> /dev/null) >> $W/next.cpio
+	syscall=--kexec-syscall
+	[ "$1" = file ] && syscall=--kexec-file-syscall
+	if ! $KEXEC $syscall -l $KERNEL --initrd=$W/next.cpio \
+		--command-line="$(next_cmdline reboot "$2" "$test_number")" > $W/reboot.out 2>&1; then
+		fail_rest "$2: kexec $syscall -l failed: $(tail -n 1 $W/reboot.out)"
+		return
+	fi
+	echo "# vmtest-reboot: $2 (kexec $syscall -l, kexec -e)"
+	$KEXEC -e > $W/reboot.out 2>&1
+	fail_rest "$2: kexec -e returned: $(tail -n 1 $W/reboot.out)"
+}
+
+crash() { # PHASE
+	echo "# vmtest-request: crash=$1"
+	sleep 1
+	echo c > /proc/sysrq-trigger
+	fail_rest "$1: the crash did not happen"
+}
+
+resize() { # MIB: ask the host for a new size and remember it
+	REQUESTED=$(($1 * 1024 * 1024))
+	echo "# vmtest-request: requested-size=$REQUESTED"
+}
+
+load_file_capture() { # PHASE NEXT_TEST: kexec -s -p with the capture kernel
+	if ! grep -q "Crash kernel" /proc/iomem; then
+		echo "no crashkernel= reservation in /proc/iomem"
+		return $KSFT_FAIL
+	fi
+	$KEXEC --kexec-file-syscall -p $KERNEL --initrd=$INITRD \
+		--command-line="$(capture_cmdline "$1" "$2")" > $W/kdump.out 2>&1
+	code=$?
+	tail -n 5 $W/kdump.out
+	[ $code = 0 ] || { echo "kexec -s -p failed (exit $code)"; return $KSFT_FAIL; }
+	echo "loaded with kexec_file_load; /sys/kernel/kexec_crash_loaded: $(cat /sys/kernel/kexec_crash_loaded)"
+}
+
+kdump_load() { # after kexec_file_reboot: resize to a partly plugged block, kexec -p, crash
+	resize "$KDUMP_MIB"
+	run_test kdump_load.iomem_virtio_mem check_iomem_virtio_mem "$REQUESTED"
+	run_test kdump_load.kdump_dumps_virtio_mem check_kdump \
+		"$(capture_cmdline kdump_load $((test_number + 1)))"
+	crash kdump_load
+}
+
+# --- the scenarios --------------------------------------------------------------
+
+scenario_test() {
 	phases=$(param phases | tr ',' ' ')
 	phases=${phases:-boot:256}
 	count=0
 	for phase in $phases; do
 		count=$((count + 1))
 	done
-	echo "TAP version 13"
-	echo "1..$((count * PHASE_CHECKS + FINAL_CHECKS))"
-	echo "# vmtest-kernel: $(uname -r) $(uname -m)"
+	plan $((count * PHASE_CHECKS + 2 + 2 * REBOOT_CHECKS + KDUMP_CHECKS + CAPTURE_CHECKS))
 	for phase in $phases; do
+		REQUESTED=$((${phase#*:} * 1024 * 1024))
 		run_phase "${phase%%:*}" "${phase#*:}"
+		last=${phase%%:*}
 	done
+	run_test "$last.dmesg_clean" check_dmesg
+	reboot_into load kexec_load_reboot
+}
+
+after_reboot() {
+	phase=$(param phase)
+	run_test "$phase.memmap_excludes_virtio_mem" check_boot_memmap
+	run_test "$phase.iomem_no_plain_ram_in_device" check_no_plain_ram
+	run_test "$phase.driver_replugged" check_replugged
+	run_test "$phase.dmesg_clean" check_dmesg
+	case $phase in
+	kexec_load_reboot) reboot_into file kexec_file_reboot ;;
+	kexec_file_reboot) kdump_load ;;
+	esac
+}
+
+in_capture_kernel() {
+	phase=$(param phase)
+	run_test "$phase.vmcore_covers_virtio_mem" check_vmcore_headers
+	run_test "$phase.vmcore_reads_plugged" check_vmcore_reads "$phase"
+	run_test "$phase.makedumpfile_ok" check_makedumpfile
+	run_test "$phase.dmesg_clean" check_dmesg
+}
+
+scenario_kdump_file() {
+	plan $((KDUMP_CHECKS + CAPTURE_CHECKS))
+	run_test kdump_file.iomem_virtio_mem check_iomem_virtio_mem "$REQUESTED"
+	run_test kdump_file.capture_loaded load_file_capture kdump_file $((test_number + 1))
+	crash kdump_file
+}
+
+scenario_crash_hotplug() {
+	plan $((KDUMP_CHECKS + CAPTURE_CHECKS))
+	run_test crash_hotplug.capture_loaded load_file_capture crash_hotplug $((test_number + 2))
+	for mib in $(param hotplug_sizes | tr ',' ' '); do
+		resize "$mib"
+		check_iomem_virtio_mem "$REQUESTED" > /dev/null
+	done
+	run_test crash_hotplug.iomem_virtio_mem check_iomem_virtio_mem "$REQUESTED"
+	crash crash_hotplug
+}
+
+scenario_control() {
+	plan $CONTROL_CHECKS
 	run_test control.probe_memmap_entry check_probe_memmap
 	run_test control.probe_kexec_load_memmap check_probe_kexec_load_memmap
-	run_test dmesg_clean check_dmesg
+	run_test control.dmesg_clean check_dmesg
+}
+
+plan() { # N: the first kernel of a scenario prints the header
+	PLAN=$1
+	echo "TAP version 13"
+	echo "1..$PLAN"
+}
+
+main() {
+	# kexec -u, /dev/kmsg and memory/probe touch the running kernel: guests only
+	mode=$(param mode)
+	if [ -z "$mode" ] || [ "$mode" = probe ]; then
+		echo "vmtest.sh: not in a kseries vmtest guest (no vmtest.mode=)" >&2
+		exit $KSFT_SKIP
+	fi
+	exec 3>&1	# the results port, for requests from inside a check
+	mkdir -p $W
+	PLUG_TIMEOUT=$(param plug_timeout)
+	PLUG_TIMEOUT=${PLUG_TIMEOUT:-120}
+	KDUMP_MIB=$(param kdump_size)
+	KDUMP_MIB=${KDUMP_MIB:-200}
+	PLAN=$(param plan)
+	test_number=$(param next)
+	test_number=${test_number:-0}
+	REQUESTED=$(param requested)
+	REQUESTED=${REQUESTED:-$(($(param boot_size) * 1024 * 1024))}
+	echo "# vmtest-kernel: $(uname -r) $(uname -m) mode=$mode phase=$(param phase)"
+	case $mode in
+	test) scenario_test ;;
+	reboot) after_reboot ;;
+	capture) in_capture_kernel ;;
+	kdump_file) scenario_kdump_file ;;
+	crash_hotplug) scenario_crash_hotplug ;;
+	control) scenario_control ;;
+	*) echo "vmtest.sh: unknown vmtest.mode=$mode" >&2; exit $KSFT_FAIL ;;
+	esac
 	return $failed
 }
 

@@ -278,9 +278,9 @@ def test_qemu_command_has_the_virtio_mem_device(tmp_path: Path) -> None:
     assert cmd[:3] == ["qemu-system-x86_64", "-M", "pc"]
     assert cmd[cmd.index("-accel") + 1] == "tcg"
     assert "512M,maxmem=4096M,slots=1" in cmd
-    assert "virtio-mem-pci,id=vm0,memdev=vm0-mem,requested-size=256M" in cmd
+    assert "virtio-mem-pci,id=vm0,memdev=vm0-mem,requested-size=256M,block-size=2M" in cmd
     append = cmd[cmd.index("-append") + 1]
-    assert "crashkernel=64M" in append and "vmtest.phases=boot:256,grow:512,shrink:128" in append
+    assert "crashkernel=192M" in append and "vmtest.phases=boot:256,grow:512,shrink:128" in append
 
 
 def test_qemu_maps_virtio_mem_on_x86_64() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kseries.core.report import Check, Status
 from kseries.kernel.ktap import Ktap, TestResult
-from kseries.kernel.qemu import GuestRun
+from kseries.kernel.qemu import MIB, GuestRun, Usage
 
 DATA_RE = re.compile(r"^vmtest-(range|segment) (\S+) 0x([0-9a-f]+)-0x([0-9a-f]+) ?(.*)$")
 
@@ -36,7 +36,12 @@ class Span:
 
 @dataclass(frozen=True)
 class Rule:
-    """How the host rechecks a test: SET must avoid virtio-mem ('disjoint') or cover it."""
+    """How the host rechecks a test: SET must avoid virtio-mem ('disjoint') or cover it.
+
+    Virtio-mem is what the phase's iomem_virtio_mem test printed (the plugged memory; for a
+    capture kernel, what the crashed kernel printed last), or, where the test printed a
+    "virtio_mem" set itself (a kernel after a kexec reboot: the device region), that.
+    """
 
     check: str
     set: str
@@ -45,12 +50,15 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule("memmap_excludes_virtio_mem", "memmap", "disjoint"),
+    Rule("memmap_excludes_virtio_mem", "boot_memmap", "disjoint"),
+    Rule("iomem_no_plain_ram_in_device", "iomem_system_ram", "disjoint"),
     Rule("kexec_load_segments", "kexec_load", "disjoint"),
     Rule("kexec_load_memmap", "kexec_load_memmap", "disjoint"),
     Rule("kexec_file_segments", "kexec_file", "disjoint"),
-    Rule("kexec_file_memmap", "kexec_file_memmap", "disjoint"),
     Rule("kdump_dumps_virtio_mem", "kdump_pt_load", "covers"),
+    Rule("vmcore_covers_virtio_mem", "vmcore_pt_load", "covers"),
 )
+READS_CHECK = "vmcore_reads_plugged"
 
 
 def verdict_of(result: TestResult) -> Status:
@@ -87,13 +95,39 @@ def uncovered(target: Span, cover: Sequence[Span]) -> int | None:
     return cursor if cursor <= target.end else None
 
 
-def host_verdict(ktap: Ktap, result: TestResult) -> tuple[str | None, list[str]]:
+def usage_verdict(result: TestResult, usages: Sequence[Usage]) -> tuple[str | None, list[str]]:
+    """After the capture kernel read the dump's device ranges, the device's backing file must
+    hold exactly what is plugged: more means unplugged memory was read (the virtio-mem vmcore
+    callback did not hide it), less that plugged memory was not."""
+    phase = phase_of(result.name)
+    usage = next((u for u in usages if u.label == phase), None)
+    if usage is None:
+        return "fail", [f"the host has no backend-usage measurement for {phase}"]
+    if usage.allocated > usage.plugged:
+        extra = usage.allocated - usage.plugged
+        return "fail", [f"reading the dump touched {extra / MIB:.1f} MiB of unplugged device "
+                        f"memory ({usage.allocated / MIB:.1f} MiB allocated, "
+                        f"{usage.plugged / MIB:.0f} MiB plugged)"]
+    if usage.allocated < usage.plugged:
+        return "fail", [f"only {usage.allocated / MIB:.1f} of {usage.plugged / MIB:.0f} MiB "
+                        "plugged were read from the dump"]
+    return "pass", []
+
+
+def host_verdict(ktap: Ktap, result: TestResult,
+                 usages: Sequence[Usage] = ()) -> tuple[str | None, list[str]]:
     """Recompute RESULT from the addresses the guest printed: (status or None, findings)."""
     phase, check = phase_of(result.name), result.name.split(".", 1)[-1]
-    rule = next((r for r in RULES if r.check == check), None)
-    if rule is None or verdict_of(result) == "skip":
+    if verdict_of(result) == "skip":
         return None, []
-    vmem = virtio_mem_spans(ktap, phase)
+    if check == READS_CHECK:
+        return usage_verdict(result, usages)
+    printed = {s.set for s in spans(result)}
+    rule = next((r for r in RULES if r.check == check and r.set in printed), None)
+    if rule is None:
+        return None, []
+    own = [s for s in spans(result) if s.set == "virtio_mem"]
+    vmem = own or virtio_mem_spans(ktap, phase)
     mine = [s for s in spans(result) if s.set == rule.set]
     if not vmem:
         return None, []
@@ -117,6 +151,8 @@ class KernelResult:
     ktap: Ktap | None
     guest: GuestRun | None
     error: str | None
+    scenario: str = "kexec"
+    usages: tuple[Usage, ...] = ()
 
     def health(self) -> tuple[Status, str]:
         """Did the guest boot, run everything and power off cleanly?"""
@@ -143,11 +179,11 @@ class KernelResult:
 
 
 def compare(name: str, series: TestResult | None, base: TestResult | None,
-            series_ktap: Ktap) -> Check:
+            series_ktap: Ktap, usages: Sequence[Usage] = ()) -> Check:
     """One check: the series' result, rechecked by the host, next to the base result."""
     if series is None:
         return Check(name=name, status="fail", summary="no result from the series kernel")
-    verdict, findings = host_verdict(series_ktap, series)
+    verdict, findings = host_verdict(series_ktap, series, usages)
     guest_says = verdict_of(series)
     status: Status = guest_says
     summary = _describe(series)
@@ -218,8 +254,8 @@ def side_by_side(series: KernelResult, base: KernelResult | None) -> list[dict[s
     return rows
 
 
-def checks_for(series: KernelResult, base: KernelResult | None) -> list[Check]:
-    """Guest health of both runs, then one check per guest test."""
+def checks_for(series: KernelResult, base: KernelResult | None, arch: str = "") -> list[Check]:
+    """Guest health of both runs, then one check per guest test, named ARCH.PHASE.CHECK."""
     checks = []
     for run in (series, base):
         if run is None:
@@ -235,13 +271,15 @@ def checks_for(series: KernelResult, base: KernelResult | None) -> list[Check]:
             if status != "pass":
                 data["console_tail"] = run.guest.console_tail
         guest = run.guest
-        checks.append(Check(name=f"{run.label} guest", status=status, summary=summary,
+        name = f"{run.label} guest" + ("" if run.scenario == "kexec" else f" ({run.scenario})")
+        checks.append(Check(name=name, status=status, summary=summary,
                             duration_s=guest.duration_s if guest else 0.0, data=data,
                             log=guest.console_log if guest else None,
                             reproducer=guest.command if guest else None))
     if series.ktap is not None:
         base_results = base.results() if base is not None else {}
         for result in series.ktap.results:
-            check = compare(result.name, result, base_results.get(result.name), series.ktap)
-            checks.append(check)
+            name = f"{arch}.{result.name}" if arch else result.name
+            checks.append(compare(name, result, base_results.get(result.name), series.ktap,
+                                  series.usages))
     return checks

@@ -106,11 +106,25 @@ def _pad4(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 4)
 
 
-def write_archive(entries: Iterable[Entry], out: Path) -> Path:
-    """Write the archive to OUT atomically (a half-written image is never left as OUT)."""
+def self_contained_archive(entries: Iterable[Entry], inner: str) -> bytes:
+    """The archive of ENTRIES, then a second archive holding the first one at INNER.
+
+    The kernel unpacks concatenated archives as one: the guest sees its own initramfs
+    (without itself) at INNER and can hand it to the next kernel of a kexec, adding INNER
+    again the same way (busybox cpio -o) so that kernel can do the same.
+    """
+    first = newc_archive(entries)
+    return first + newc_archive([regular(inner, first)])
+
+
+def write_archive(entries: Iterable[Entry], out: Path, inner: str | None = None) -> Path:
+    """Write the archive to OUT atomically (a half-written image is never left as OUT); with
+    INNER, the self-contained one (self_contained_archive)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    partial.write_bytes(newc_archive(entries))
+    entries = list(entries)
+    partial.write_bytes(newc_archive(entries) if inner is None
+                        else self_contained_archive(entries, inner))
     partial.replace(out)
     return out
 

@@ -24,6 +24,7 @@ from kseries.series.apply import checkout
 
 KEPT_IMAGES = 8
 HELPER_SOURCE = "kexec-file-debug.c"
+VMCORE_SOURCE = "vmcore-read.c"
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,19 @@ def build_pair(worktree: Path, cache: Path, m: Machine, base: str | None, head: 
     return builds, base_error
 
 
-def helper_binary(cache: Path, source_dir: Path, arch: str) -> Path:
-    """Our static kexec_file_load helper, compiled for ARCH once per source version."""
-    source = source_dir / HELPER_SOURCE
+def helper_binary(cache: Path, source_dir: Path, arch: str,
+                  source_name: str = HELPER_SOURCE) -> Path:
+    """One of our static guest helpers (kexec-file-debug.c, vmcore-read.c), compiled for ARCH
+    once per source version."""
+    source = source_dir / source_name
     cc = vm_arch(arch).cc
     digest = hashlib.sha256(source.read_bytes() + cc.encode()).hexdigest()[:12]
-    binary = cache / "vm" / arch / f"kexec-file-debug-{digest}"
+    binary = cache / "vm" / arch / f"{Path(source_name).stem}-{digest}"
     if binary.is_file():
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_name(binary.name + ".partial")
     run([cc, "-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o", str(partial),
-         str(source)], what=f"{cc} -static {HELPER_SOURCE} (needs the libc static library)")
+         str(source)], what=f"{cc} -static {source_name} (needs the libc static library)")
     partial.replace(binary)
     return binary

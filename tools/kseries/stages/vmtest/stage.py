@@ -11,15 +11,17 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
-from dataclasses import dataclass, replace
+import tempfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
-from kseries.core.git import resolve_commit
+from kseries.core.git import force_checkout, resolve_commit
 from kseries.core.paths import OVERLAY_DIR
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.proc import require_program
@@ -29,28 +31,38 @@ from kseries.kernel.arches import arch_of_host, get_arch, require_arch_program
 from kseries.kernel.qemu import (
     MACHINES,
     MIB,
+    DeviceRequests,
     Guest,
     Machine,
     Timeouts,
     VirtioMem,
     machine,
     memory_device_support,
-    resize_virtio_mem,
     run_guest,
 )
 from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
 from kseries.stages.vmtest.kernel import (
+    VMCORE_SOURCE,
     KernelBuild,
+    build_kernel,
     build_pair,
     helper_binary,
 )
+from kseries.stages.vmtest.mutants import MutantRun, load_mutants, mutant_checks, mutant_commit
 
 OVERLAY = OVERLAY_DIR / "vmtest"
 SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
 DEFAULT_PHASES: tuple[tuple[str, int], ...] = (("boot", 256), ("grow", 512), ("shrink", 128))
-GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash"}
+GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash",
+                  "usr/bin/makedumpfile": "makedumpfile"}
+INNER_INITRD = "boot/initrd.cpio"  # the guest's copy of its initramfs, for the next kernel
+# Sizes that are not a multiple of the 128 MiB memory block: the last block is partly
+# plugged, which is what the virtio-mem vmcore callback has to hide (2 MiB device blocks).
+KDUMP_MIB = 200
+HOTPLUG_SIZES = (456, 328)  # crash_hotplug: grow, then shrink, after the capture kernel loads
+CRASHKERNEL = "192M"  # the capture kernel, its initramfs and makedumpfile's dump under TCG
 KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
 EXIT_WARN = 250
 
@@ -64,10 +76,35 @@ class VmOptions:
     timeout_s: float = 600.0
     phases: tuple[tuple[str, int], ...] = DEFAULT_PHASES
     virtio_mem_region: int = 1024 * MIB
+    # also build and run every mutant kernel (mutants.py): does each check bite?
+    mutants: bool = False
+    # how long the guest waits for the driver to follow a resize (a mutant may never)
+    plug_timeout_s: int = 120
+    scenarios: tuple[str, ...] = ()  # () = all of SCENARIOS
 
     @property
     def boot_size(self) -> int:
         return self.phases[0][1] * MIB
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One QEMU run: the guest's vmtest.mode and the device size it boots with. A scenario may
+    go through several kernels (kexec reboots, a crash into the capture kernel)."""
+
+    name: str
+    mode: str
+    boot_mib: int | None = None  # None: the first phase's size
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    # phases, then kexec_load_reboot, kexec_file_reboot and kdump_load (kexec -p)
+    Scenario("kexec", "test"),
+    Scenario("kdump_file", "kdump_file", KDUMP_MIB),
+    Scenario("crash_hotplug", "crash_hotplug", 128),
+    # the controls hot-add memory nothing backs: no kexec may follow them
+    Scenario("control", "control", 128),
+)
 
 
 @dataclass(frozen=True)
@@ -82,16 +119,21 @@ class Outcome:
     logs: Path
     extra_checks: tuple[Check, ...] = ()
     other_arches: tuple[Check, ...] = ()
+    mutant_runs: tuple[MutantRun, ...] = ()
 
 
 # -- the guest ------------------------------------------------------------------------------
 
 
-def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test") -> str:
+def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test",
+                   boot_mib: int | None = None) -> str:
     phases = ",".join(f"{name}:{mib}" for name, mib in opts.phases)
-    return (f"console={m.console} crashkernel=64M memhp_default_state=online_movable "
-            f"panic=-1 oops=panic vmtest.mode={mode} vmtest.phases={phases} "
-            "vmtest.plug_timeout=120")
+    sizes = ",".join(str(mib) for mib in HOTPLUG_SIZES)
+    return (f"console={m.console} crashkernel={CRASHKERNEL} "
+            "memhp_default_state=online_movable panic=-1 oops=panic "
+            f"vmtest.mode={mode} vmtest.phases={phases} "
+            f"vmtest.boot_size={boot_mib or opts.phases[0][1]} vmtest.kdump_size={KDUMP_MIB} "
+            f"vmtest.hotplug_sizes={sizes} vmtest.plug_timeout={opts.plug_timeout_s}")
 
 
 def userspace_problem(arch: str) -> str | None:
@@ -104,7 +146,8 @@ def userspace_problem(arch: str) -> str | None:
     return None
 
 
-def initramfs_entries(worktree: Path, kernel: Path, helper: Path) -> list[ir.Entry]:
+def initramfs_entries(worktree: Path, kernel: Path, helper: Path,
+                      vmcore_reader: Path) -> list[ir.Entry]:
     """The guest's whole userspace, see the module docstring."""
     entries = ir.base_layout() + ir.busybox(Path(require_program("busybox")))
     for path, name in GUEST_PROGRAMS.items():
@@ -112,6 +155,7 @@ def initramfs_entries(worktree: Path, kernel: Path, helper: Path) -> list[ir.Ent
     entries += [ir.host_file("init", OVERLAY / "init", executable=True),
                 ir.host_file("vmtest/vmtest.sh", OVERLAY / "vmtest.sh", executable=True),
                 ir.host_file("vmtest/kexec-file-debug", helper, executable=True),
+                ir.host_file("vmtest/vmcore-read", vmcore_reader, executable=True),
                 ir.host_file("boot/vmlinuz", kernel)]
     entries += ir.directory_tree("selftests/memory-hotplug", worktree / SELFTEST_DIR)
     return entries
@@ -119,18 +163,35 @@ def initramfs_entries(worktree: Path, kernel: Path, helper: Path) -> list[ir.Ent
 
 def pack_initramfs(worktree: Path, cache: Path, build: KernelBuild, arch: str) -> Path:
     helper = helper_binary(cache, OVERLAY, arch)
+    reader = helper_binary(cache, OVERLAY, arch, VMCORE_SOURCE)
     out = cache / "vm" / arch / f"initramfs-{build.label}.cpio"
-    return ir.write_archive(initramfs_entries(worktree, build.image, helper), out)
+    return ir.write_archive(initramfs_entries(worktree, build.image, helper, reader), out,
+                            inner=INNER_INITRD)
 
 
 def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, accel: str,
-               logs: Path) -> KernelResult:
-    device = VirtioMem(region=opts.virtio_mem_region, requested=opts.boot_size)
-    guest = Guest(m, build.image, initrd, kernel_cmdline(m, opts), virtio_mem=device,
-                  accel=accel)
-    progress(f"vmtest: booting the {build.label} kernel ({build.commit[:12]}, {accel})")
-    run = run_guest(guest, logs, Timeouts(total_s=opts.timeout_s), resize_virtio_mem(device))
-    return KernelResult(build.label, build.commit, ktap.parse(run.results), run, None)
+               logs: Path, scenario: Scenario = SCENARIOS[0]) -> KernelResult:
+    """One scenario with BUILD: a QEMU run, the device backed by a tmpfs file the host
+    measures (DeviceRequests), removed afterwards."""
+    boot_mib = scenario.boot_mib or opts.phases[0][1]
+    with tempfile.TemporaryDirectory(prefix="kseries-vmem-", dir=backing_dir()) as tmp:
+        device = VirtioMem(region=opts.virtio_mem_region, requested=boot_mib * MIB,
+                           backing=Path(tmp) / "virtio-mem.ram")
+        guest = Guest(m, build.image, initrd,
+                      kernel_cmdline(m, opts, scenario.mode, scenario.boot_mib),
+                      virtio_mem=device, accel=accel)
+        progress(f"vmtest: {scenario.name} with the {build.label} kernel "
+                 f"({build.commit[:12]}, {accel})")
+        requests = DeviceRequests(device)
+        run = run_guest(guest, logs, Timeouts(total_s=opts.timeout_s), requests)
+    return KernelResult(build.label, build.commit, ktap.parse(run.results), run, None,
+                        scenario.name, tuple(requests.usages))
+
+
+def backing_dir() -> str | None:
+    """A tmpfs for the device's backing file (holes cost nothing), else the default tmp."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def choose_accel(cache: Path, m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
@@ -192,13 +253,56 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     accel, note = choose_accel(cache, m, series_build, initrds["series"], opts, logs)
     results = []
     for build in reversed(builds):  # the series first: its result matters most
-        result = run_kernel(build, initrds[build.label], m, opts, accel, logs / build.label)
-        results.append(result)
+        for scenario in selected_scenarios(opts.scenarios):
+            where = logs / build.label / scenario.name
+            results.append(run_kernel(build, initrds[build.label], m, opts, accel, where,
+                                      scenario))
         if opts.keep:
             keep = logs / build.label
             shutil.copyfile(build.image, keep / Path(m.kernel_image).name)
             shutil.copyfile(initrds[build.label], keep / "initramfs.cpio")
-    return Outcome(opts.arch, accel, note, tuple(builds), tuple(results), logs, tuple(notes))
+    mutant_runs = run_mutants(cache, applied, m, opts, accel, logs) if opts.mutants else ()
+    return Outcome(opts.arch, accel, note, tuple(builds), tuple(results), logs, tuple(notes),
+                   mutant_runs=mutant_runs)
+
+
+def selected_scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
+    if not names:
+        return SCENARIOS
+    unknown = [n for n in names if n not in {s.name for s in SCENARIOS}]
+    if unknown:
+        raise KseriesError(f"unknown scenario {', '.join(unknown)}; use one of "
+                           f"{', '.join(s.name for s in SCENARIOS)}")
+    return tuple(s for s in SCENARIOS if s.name in names)
+
+
+def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, accel: str,
+                logs: Path) -> tuple[MutantRun, ...]:
+    """Every mutant kernel with the scenarios that show it; the worktree ends at the head."""
+    quick = replace(opts, plug_timeout_s=30)
+    runs = []
+    try:
+        for mutant in load_mutants():
+            where = logs / f"mutant-{mutant.name}"
+            progress(f"vmtest: mutant {mutant.name}: {mutant.subject}")
+            try:
+                commit = mutant_commit(applied.worktree, applied.head, mutant)
+                build = build_kernel(applied.worktree, cache, m, f"mutant-{mutant.name}",
+                                     commit, where / "build.log")
+            except KseriesError as err:
+                runs.append(MutantRun(mutant, {}, str(err)))
+                continue
+            initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
+            statuses: dict[str, str] = {}
+            for scenario in selected_scenarios(mutant.scenarios):
+                result = run_kernel(build, initrd, m, quick, accel, where / scenario.name,
+                                    scenario)
+                statuses.update({c.name: c.status for c in checks_for(result, None)
+                                 if "." in c.name})
+            runs.append(MutantRun(mutant, statuses))
+    finally:
+        force_checkout(applied.worktree, applied.head)
+    return tuple(runs)
 
 
 def arch_check(arch: str) -> Check:
@@ -224,12 +328,23 @@ def arch_check(arch: str) -> Check:
                  data={"qemu": detail})
 
 
+def scenario_pairs(results: tuple[KernelResult, ...]
+                   ) -> list[tuple[KernelResult, KernelResult | None]]:
+    """Per scenario, the series run and the base run (if there is one), in run order."""
+    base = {r.scenario: r for r in results if r.label == "base"}
+    return [(r, base.get(r.scenario)) for r in results if r.label == "series"]
+
+
 def stage_from(outcome: Outcome, took: float) -> Stage:
-    by_label = {r.label: r for r in outcome.results}
+    pairs = scenario_pairs(outcome.results)
     checks = list(outcome.extra_checks)
-    series = by_label.get("series")
-    if series is not None:
-        checks += checks_for(series, by_label.get("base"))
+    for series, base in pairs:
+        checks += checks_for(series, base, outcome.arch)
+    if outcome.mutant_runs:
+        prefix = f"{outcome.arch}."
+        series_statuses = {c.name.removeprefix(prefix): c.status for c in checks
+                           if c.name.startswith(prefix)}
+        checks += mutant_checks(outcome.arch, series_statuses, outcome.mutant_runs)
     data: dict[str, Any] = {
         "arch": outcome.arch,
         "accel": outcome.accel,
@@ -240,24 +355,27 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
                     for b in outcome.builds},
         "other_arches": {c.name: c.summary for c in outcome.other_arches},
     }
-    if series is not None:
-        data["side_by_side"] = side_by_side(series, by_label.get("base"))
-        data["addresses"] = addresses(series)
-        if series.guest is not None:
-            data["boot_to_result_s"] = series.guest.duration_s
-            data["qemu"] = series.guest.command
+    if pairs:
+        data["side_by_side"] = [row for s, b in pairs for row in side_by_side(s, b)]
+        data["addresses"] = {k: v for s, _ in pairs for k, v in addresses(s).items()}
+        data["scenarios"] = {s.scenario: scenario_data(s) for s, _ in pairs}
+        data["boot_to_result_s"] = round(sum(s.guest.duration_s for s, _ in pairs
+                                             if s.guest is not None), 1)
+        data["device_usage"] = {s.scenario: [asdict(u) for u in s.usages] for s, _ in pairs
+                                if s.usages}
     checks = [replace(c, arch=c.arch or outcome.arch) for c in checks]
     status = worst([c.status for c in checks])
     failing = [c for c in checks if c.status == status and status in ("fail", "warn", "error")]
+    results = [r for s, _ in pairs if s.ktap is not None for r in s.ktap.results]
     if failing:
         summary = f"{failing[0].name}: {failing[0].summary}"
-    elif series is not None and series.ktap is not None:
-        passed = sum(1 for r in series.ktap.results if r.outcome == "pass")
-        skipped = sum(1 for r in series.ktap.results if r.outcome == "skip")
-        base_note = ", base run side by side" if "base" in by_label else ""
+    elif results:
+        passed = sum(1 for r in results if r.outcome == "pass")
+        skipped = sum(1 for r in results if r.outcome == "skip")
+        base_note = ", base run side by side" if any(b for _, b in pairs) else ""
         summary = (f"{outcome.arch}/{outcome.accel}: {passed} guest checks passed, {skipped} "
-                   f"skipped{base_note}; {data.get('boot_to_result_s', 0):.0f} s boot to "
-                   "result")
+                   f"skipped in {len(pairs)} scenarios{base_note}; "
+                   f"{data.get('boot_to_result_s', 0):.0f} s of guest time")
     else:
         summary = "no guest results"
     for other in outcome.other_arches:
@@ -265,6 +383,17 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
     return Stage(name="vmtest", status=status, summary=summary, duration_s=took,
                  checks=tuple(checks), log=str(outcome.logs),
                  data=data)
+
+
+def scenario_data(result: KernelResult) -> dict[str, Any]:
+    """What a reader wants per scenario: how long, through which kernels, the QEMU command."""
+    guest = result.guest
+    if guest is None:
+        return {}
+    kernels = [line.split(":", 1)[1].strip() for line in guest.results.splitlines()
+               if line.startswith("# vmtest-kernel:")]
+    return {"duration_s": guest.duration_s, "kernels": kernels, "qemu": guest.command,
+            "events": list(guest.events)}
 
 
 def addresses(result: KernelResult) -> dict[str, dict[str, list[str]]]:
@@ -319,6 +448,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="QEMU accelerator (auto: TCG unless a KVM probe boot works)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="hard limit per guest run (default: 600)")
+    parser.add_argument("--scenario", dest="scenarios", action="append",
+                        choices=tuple(sc.name for sc in SCENARIOS), metavar="NAME",
+                        help="run only this scenario (repeatable; default: all of "
+                             f"{', '.join(sc.name for sc in SCENARIOS)})")
+    parser.add_argument("--mutants", action="store_true",
+                        help="also build and run every mutant kernel of "
+                             "kernel-overlay/vmtest/mutants/ (verify does): each check must "
+                             "fail with the mutant that names it")
     parser.add_argument("--phases", default=None, metavar="NAME:MIB,...",
                         help="virtio-mem sizes per phase (default: boot:256,grow:512,"
                              "shrink:128; the first is the size at boot)")
@@ -341,7 +478,8 @@ def parse_phases(text: str | None) -> tuple[tuple[str, int], ...]:
 
 def options_from(args: argparse.Namespace) -> VmOptions:
     return VmOptions(arch=args.arch, base=args.base, keep=args.keep, accel=args.accel,
-                     timeout_s=args.timeout, phases=parse_phases(args.phases))
+                     timeout_s=args.timeout, phases=parse_phases(args.phases),
+                     mutants=args.mutants, scenarios=tuple(args.scenarios or ()))
 
 
 def options_to_args(options: VmOptions) -> list[str]:
@@ -354,13 +492,16 @@ def options_to_args(options: VmOptions) -> list[str]:
     args += [] if options.timeout_s == default.timeout_s else [f"--timeout={options.timeout_s}"]
     if options.phases != default.phases:
         args.append("--phases=" + ",".join(f"{name}:{mib}" for name, mib in options.phases))
+    args += [f"--scenario={name}" for name in options.scenarios]
+    args += ["--mutants"] if options.mutants else []
     return args
 
 
 def verify_options(_ctx: Context, arches: tuple[str, ...] | None) -> VmOptions:
+    """verify also runs the mutants: its report says which check each one kills."""
     if arches is not None and "x86_64" not in arches:
-        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64")
-    return VmOptions()
+        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64", mutants=True)
+    return VmOptions(mutants=True)
 
 
 def render(stage: Stage) -> list[str]:
