@@ -60,10 +60,12 @@
 #   makedumpfile_ok             makedumpfile -c -d 31 writes a dump
 #   dmesg_clean
 #
-# vmtest.mode=control: memory hot-added through the probe interface (not
-# driver managed) must get a firmware memmap entry and be in the kexec_load
-# map: proof that those checks can see what they look for. It runs alone:
-# the probed block has nothing behind it, a kexec'd kernel would use it.
+# vmtest.mode=control: the tree's kexec kselftests (test_kexec_load.sh,
+# test_kexec_file_load.sh; each one result, a skip with its reason), then
+# memory hot-added through the probe interface (not driver managed) must get a
+# firmware memmap entry and be in the kexec_load map: proof that those checks
+# can see what they look for. It runs alone: the probed block has nothing
+# behind it, a kexec'd kernel would use it.
 #
 # Requests to the host (it serves them through QMP):
 #   # vmtest-request: requested-size=BYTES   resize the device
@@ -96,7 +98,8 @@ PHASE_CHECKS=6
 REBOOT_CHECKS=4
 CAPTURE_CHECKS=4
 KDUMP_CHECKS=2		# before the crash: iomem_virtio_mem and the load
-CONTROL_CHECKS=3	# the two controls, dmesg_clean
+CONTROL_CHECKS=5	# the kexec kselftests, the two controls, dmesg_clean
+KEXEC_SELFTESTS=/selftests/kexec
 
 test_number=0
 failed=0
@@ -749,8 +752,25 @@ scenario_crash_hotplug() {
 	crash crash_hotplug
 }
 
+# The tree's tools/testing/selftests/kexec/ test, as kselftest runs it (from its
+# directory); it finds the kernel at /boot/vmlinuz-RELEASE and the config in
+# /lib/modules/RELEASE/config. Without IMA or secure boot a load must work.
+check_kexec_selftest() { # SCRIPT
+	if [ ! -f "$KEXEC_SELFTESTS/$1" ]; then
+		echo "$KEXEC_SELFTESTS/$1 is not in the initramfs"
+		return $KSFT_SKIP
+	fi
+	release=$(uname -r)
+	ln -sf /boot/vmlinuz "/boot/vmlinuz-$release"
+	mkdir -p "/lib/modules/$release"
+	cp /boot/config "/lib/modules/$release/config"
+	(cd $KEXEC_SELFTESTS && sh "./$1")
+}
+
 scenario_control() {
 	plan $CONTROL_CHECKS
+	run_test control.kselftest_kexec_load check_kexec_selftest test_kexec_load.sh
+	run_test control.kselftest_kexec_file_load check_kexec_selftest test_kexec_file_load.sh
 	run_test control.probe_memmap_entry check_probe_memmap
 	run_test control.probe_kexec_load_memmap check_probe_kexec_load_memmap
 	run_test control.dmesg_clean check_dmesg

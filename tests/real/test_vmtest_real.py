@@ -1,9 +1,10 @@
 """kseries vmtest on the real 6.12 tree: real kernel builds (small config, ccache), real QEMU
-(TCG), real kexec-tools in the guest. Slow on a cold cache (two small kernel builds), about a
-minute per guest run when warm.
+(TCG), real kexec-tools and makedumpfile in the guest: every scenario (phases, two kexec
+reboots, three kinds of dump, the controls) with the series and with the base. Slow on a cold
+cache (two small kernel builds and one per mutant).
 
-The negative control: a mutant series made here (the series plus one patch that creates the
-firmware memmap entry for driver-managed memory again) must make the memmap check fail.
+The negative controls are mutant kernels: the series plus one patch of
+kernel-overlay/vmtest/mutants/ each, which must make the checks it names fail.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,13 @@ from typing import Any
 import pytest
 
 from kseries.kernel.qemu import Guest, Timeouts, machine, run_guest
-from kseries.kernel.tree import Tree, cache_dir
-from kseries.series.apply import apply_series
+from kseries.kernel.tree import Tree
 from kseries.series.config import load_series
 from kseries.stages.vmtest import initramfs as ir
-from tests.conftest import FIXTURES, GIT_ENV, ROOT, git
+from tests.conftest import FIXTURES, ROOT
 
 pytestmark = pytest.mark.realtree
 
-MEMMAP_ADD = re.compile(r"\n\tif \([^\n]*\)\n(\t\tfirmware_map_add_hotplug\(start, start \+ size, "
-                        r"\"System RAM\"\);)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,11 @@ class VmRun:
     def check(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = next(c for c in self.stage["checks"] if c["name"] == name)
         return found
+
+
+# The mutants make check runs (the whole table is verify's): one per kind of check they kill.
+CHECKED_MUTANTS = ("memmap-entry-for-driver-managed", "vmcore-callback-disabled",
+                   "crash-hotplug-not-updated")
 
 
 def series_mbox() -> Path:
@@ -69,24 +71,70 @@ def vmtest(out: Path, *args: str | Path) -> VmRun:
 
 @pytest.fixture(scope="module")
 def series_run(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> VmRun:
-    """The series and its base, side by side (builds both kernels on a cold cache)."""
-    return vmtest(tmp_path_factory.mktemp("vm-series"), "--mbox", series_mbox())
+    """The series and its base, side by side (builds both kernels on a cold cache), and the
+    mutants make check runs (CHECKED_MUTANTS; verify runs them all)."""
+    mutants = [arg for name in CHECKED_MUTANTS for arg in ("--mutant", name)]
+    return vmtest(tmp_path_factory.mktemp("vm-series"), "--mbox", series_mbox(), *mutants)
+
+
+PHASE_CHECKS = ("iomem_virtio_mem", "memmap_excludes_virtio_mem", "kexec_load_segments",
+                "kexec_load_memmap", "kexec_file_segments", "kdump_dumps_virtio_mem")
+REBOOT_CHECKS = ("memmap_excludes_virtio_mem", "iomem_no_plain_ram_in_device",
+                 "driver_replugged", "dmesg_clean")
+CAPTURE_CHECKS = ("vmcore_covers_virtio_mem", "vmcore_reads_plugged", "makedumpfile_ok",
+                  "dmesg_clean")
+# what every scenario's kernels check, by phase (the names are <arch>.<phase>.<check>)
+EXPECTED = {
+    **{phase: PHASE_CHECKS for phase in ("boot", "grow", "shrink")},
+    "kexec_load_reboot": REBOOT_CHECKS, "kexec_file_reboot": REBOOT_CHECKS,
+    "kdump_load": ("iomem_virtio_mem", "kdump_dumps_virtio_mem", *CAPTURE_CHECKS),
+    "kdump_file": ("iomem_virtio_mem", "capture_loaded", *CAPTURE_CHECKS),
+    "crash_hotplug": ("capture_loaded", "iomem_virtio_mem", *CAPTURE_CHECKS),
+    "control": ("probe_memmap_entry", "probe_kexec_load_memmap", "dmesg_clean"),
+}
+# the tree's kexec kselftests: test_kexec_file_load.sh skips without pesign/getfattr
+SELFTESTS = {
+    "control.kselftest_kexec_load": ("pass",),
+    "control.kselftest_kexec_file_load": ("pass", "skip"),
+}
 
 
 def test_series_passes_every_guest_check(series_run: VmRun) -> None:
     assert series_run.returncode == 0, series_run.stdout + series_run.stderr
     assert series_run.stage["status"] == "pass", series_run.stage["summary"]
     statuses = {c["name"]: c["status"] for c in series_run.stage["checks"]}
-    assert statuses["series guest"] == "pass" and statuses["base guest"] == "pass"
-    for phase in ("boot", "grow", "shrink"):
-        for check in ("iomem_virtio_mem", "memmap_excludes_virtio_mem", "kexec_load_segments",
-                      "kexec_load_memmap", "kexec_file_segments", "kexec_file_memmap",
-                      "kdump_dumps_virtio_mem"):
-            assert statuses[f"{phase}.{check}"] == "pass", (phase, check)
-    assert statuses["boot.mem_on_off_test"] in ("pass", "skip")
-    assert statuses["control.probe_memmap_entry"] == "pass"
-    assert statuses["control.probe_kexec_load_memmap"] == "pass"
-    assert statuses["dmesg_clean"] == "pass"
+    for label in ("series", "base"):
+        for suffix in ("", " (kdump_file)", " (crash_hotplug)", " (control)"):
+            assert statuses[f"{label} guest{suffix}"] == "pass", (label, suffix)
+    for phase, checks in EXPECTED.items():
+        for check in checks:
+            assert statuses[f"x86_64.{phase}.{check}"] == "pass", (phase, check)
+    assert statuses["x86_64.boot.mem_on_off_test"] in ("pass", "skip")
+    assert statuses["x86_64.shrink.dmesg_clean"] == "pass"
+    for name, allowed in SELFTESTS.items():
+        assert statuses[f"x86_64.{name}"] in allowed, name
+    guest_checks = [n for n in statuses if n.startswith("x86_64.") and ".mutant" not in n]
+    assert len(guest_checks) == sum(map(len, EXPECTED.values())) + 2 + len(SELFTESTS)
+
+
+def test_kexec_reboots_and_dumps_report_what_they_saw(series_run: VmRun) -> None:
+    """The closing note's figures: which kernels each scenario went through, what the dump
+    held and read, what makedumpfile wrote."""
+    scenarios = series_run.stage["data"]["scenarios"]
+    assert [k.split()[-2:] for k in scenarios["kexec"]["kernels"]] == [
+        ["mode=test", "phase="], ["mode=reboot", "phase=kexec_load_reboot"],
+        ["mode=reboot", "phase=kexec_file_reboot"], ["mode=capture", "phase=kdump_load"]]
+    usage = series_run.stage["data"]["device_usage"]
+    for phase in ("kexec", "kdump_file", "crash_hotplug"):
+        [measured] = usage[phase]
+        assert measured["allocated"] == measured["plugged"], (phase, measured)
+    # the crash came after the resize to 200 MiB: one block is partly plugged
+    assert usage["kdump_file"][0]["plugged"] == 200 << 20
+    assert usage["crash_hotplug"][0]["plugged"] == 328 << 20
+    reads = series_run.check("x86_64.kdump_file.vmcore_reads_plugged")
+    assert "from PT_LOAD data" in "\n".join(reads["data"]["series"]["diagnostics"])
+    dump = series_run.check("x86_64.kdump_file.makedumpfile_ok")["summary"]
+    assert "makedumpfile -c -d 31 wrote" in dump
 
 
 def test_report_shows_virtio_mem_ranges_and_every_segment(series_run: VmRun) -> None:
@@ -102,7 +150,7 @@ def test_report_shows_virtio_mem_ranges_and_every_segment(series_run: VmRun) -> 
         assert load and all(re.match(r"0x[0-9a-f]+-0x[0-9a-f]+ segment\[\d+\]$", s) for s in load)
         assert addresses[f"{phase}.kexec_file_segments"]["segment kexec_file"]
         assert addresses[f"{phase}.kdump_dumps_virtio_mem"]["segment kdump"]
-    summary = series_run.check("boot.kexec_file_segments")["summary"]
+    summary = series_run.check("x86_64.boot.kexec_file_segments")["summary"]
     assert "kexec_file: 0x" in summary and "[base: pass]" in summary
 
 
@@ -116,42 +164,21 @@ def test_base_runs_side_by_side_and_arm64_is_reasoned(series_run: VmRun) -> None
     assert series_run.stage["data"]["accel"] in ("tcg", "kvm")
 
 
-@pytest.fixture(scope="module")
-def mutant_mbox(real_tree: Tree, series_run: VmRun,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The series plus a patch that creates a firmware memmap entry for every hot-added range,
-    driver managed or not (the bug the series exists to prevent)."""
-    applied = apply_series(real_tree, series_mbox(), cache_dir(), "vmtest-mutant", "mutant-src")
-    hotplug = applied.worktree / "mm" / "memory_hotplug.c"
-    text = hotplug.read_text()
-    mutated, count = MEMMAP_ADD.subn(r"\n\1", text)
-    assert count == 1, "the firmware_map_add_hotplug() call site moved; update the mutant"
-    hotplug.write_text(mutated.replace("\n\t\tfirmware_map_add_hotplug(start",
-                                       "\n\tfirmware_map_add_hotplug(start"))
-    env_args = [arg for key, value in (("user.name", GIT_ENV["GIT_AUTHOR_NAME"]),
-                                       ("user.email", GIT_ENV["GIT_AUTHOR_EMAIL"]))
-                for arg in ("-c", f"{key}={value}")]
-    git(applied.worktree, *env_args, "commit", "-q", "-a", "-m",
-        "mm/memory_hotplug: mutant: firmware memmap entry for driver-managed memory too")
-    mbox = tmp_path_factory.mktemp("mutant") / "mutant.mbx"
-    mbox.write_text(git(applied.worktree, "format-patch", "--stdout", "--thread",
-                        f"{applied.base}..HEAD") + "\n")
-    yield mbox
-
-
-def test_mutant_series_fails_the_memmap_check(mutant_mbox: Path,
-                                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    mutant = vmtest(tmp_path_factory.mktemp("vm-mutant"), "--mbox", mutant_mbox, "--no-base")
-    assert mutant.returncode == 1, mutant.stdout + mutant.stderr
-    memmap = mutant.check("boot.memmap_excludes_virtio_mem")
-    assert memmap["status"] == "fail"
-    assert "overlaps 0x100000000-0x10fffffff (System RAM (virtio_mem))" in "\n".join(
-        memmap["data"]["series"]["diagnostics"])
-    # kexec-tools builds the kexec_load map from /sys/firmware/memmap: it follows the bug
-    assert mutant.check("boot.kexec_load_memmap")["status"] == "fail"
-    assert mutant.check("series guest")["status"] == "pass"
-    # kexec_file_load decides by the resource flag, which the mutant left alone
-    assert mutant.check("boot.kexec_file_segments")["status"] == "pass"
+def test_mutants_kill_the_checks_they_name(series_run: VmRun) -> None:
+    """Each mutant kernel (the series plus one patch from kernel-overlay/vmtest/mutants/) makes
+    the checks it names fail; the table says per check which mutant killed it."""
+    for name in CHECKED_MUTANTS:
+        check = series_run.check(f"x86_64.mutant.{name}")
+        assert check["status"] == "pass", check["summary"]
+    table = series_run.check("x86_64.mutant table")
+    assert table["status"] == "skip" and "only the mutants asked for ran" in table["summary"]
+    killers = table["data"]["table"]
+    assert killers["kexec_load_reboot.memmap_excludes_virtio_mem"] == [
+        "memmap-entry-for-driver-managed"]
+    assert killers["kdump_file.vmcore_reads_plugged"] == ["vmcore-callback-disabled"]
+    assert killers["crash_hotplug.vmcore_covers_virtio_mem"] == ["crash-hotplug-not-updated"]
+    memmap = series_run.check("x86_64.mutant.memmap-entry-for-driver-managed")["data"]
+    assert "boot.kexec_file_segments" not in memmap["failed_checks"]  # decided by the flag
 
 
 def small_guest(series_run: VmRun, tmp_path: Path, init: str) -> Guest:

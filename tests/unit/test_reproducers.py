@@ -16,7 +16,7 @@ from kseries.stages.callers.stage import CallersOptions
 from kseries.stages.checks.stage import ChecksOptions
 from kseries.stages.kunit.stage import KunitOptions
 from kseries.stages.registry import BY_NAME
-from kseries.stages.vmtest.stage import VmOptions
+from kseries.stages.vmtest.guest import VmOptions
 
 SAMPLES: list[tuple[str, Any]] = [
     ("build", BuildOptions((get_arch("arm64"), get_arch("s390")), base=False, sparse=False)),

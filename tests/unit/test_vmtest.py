@@ -34,12 +34,8 @@ from kseries.stages.vmtest.checks import (
     side_by_side,
     uncovered,
 )
-from kseries.stages.vmtest.stage import (
-    OVERLAY,
-    VmOptions,
-    kernel_cmdline,
-    parse_phases,
-)
+from kseries.stages.vmtest.guest import OVERLAY, VmOptions, kernel_cmdline
+from kseries.stages.vmtest.options import parse_phases
 from tests.conftest import FIXTURES, ROOT, CliResult, assert_one_line_error
 
 SAMPLES = FIXTURES / "vmtest"

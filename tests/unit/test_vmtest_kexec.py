@@ -17,6 +17,7 @@ from kseries.kernel import ktap
 from kseries.kernel.qemu import MIB, Problem, Usage, unannounced
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import compare, host_verdict, usage_verdict
+from kseries.stages.vmtest.guest import OVERLAY, SCENARIOS
 from kseries.stages.vmtest.kernel import VMCORE_SOURCE, helper_binary
 from kseries.stages.vmtest.mutants import (
     MutantRun,
@@ -25,7 +26,6 @@ from kseries.stages.vmtest.mutants import (
     load_mutants,
     mutant_checks,
 )
-from kseries.stages.vmtest.stage import OVERLAY, SCENARIOS
 from tests.unit.test_vmtest import guest_shell
 
 CMDLINE = ("console=ttyS0 crashkernel=192M memhp_default_state=online_movable panic=-1 "

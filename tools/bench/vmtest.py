@@ -10,8 +10,8 @@ from kseries.core.report import stopwatch
 from kseries.kernel.qemu import machine
 from kseries.kernel.tree import Tree
 from kseries.series.apply import ensure_worktree, worktree_path
+from kseries.stages.vmtest.guest import VmOptions, pack_initramfs, run_kernel
 from kseries.stages.vmtest.kernel import build_kernel, cached_kernel
-from kseries.stages.vmtest.stage import VmOptions, pack_initramfs, run_kernel
 
 
 def bench_vmtest(ctx: Context) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from kseries.kernel.kconfig import FRAGMENTS_DIR, KconfigProblem, validate_confi
 from kseries.kernel.qemu import Machine
 from kseries.series.apply import checkout
 
-KEPT_IMAGES = 8
+KEPT_IMAGES = 16  # series, base, every commit of the series, the mutants
 HELPER_SOURCE = "kexec-file-debug.c"
 VMCORE_SOURCE = "vmcore-read.c"
 

@@ -10,28 +10,20 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 
 from __future__ import annotations
 
-import argparse
-import os
 import platform
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kseries.core.context import Context, progress
+from kseries.core.context import progress
 from kseries.core.errors import KseriesError
-from kseries.core.git import force_checkout, resolve_commit
-from kseries.core.paths import OVERLAY_DIR
+from kseries.core.git import resolve_commit
 from kseries.core.pipeline import RunState, StageDef
-from kseries.core.proc import require_program
 from kseries.core.report import Check, Stage, stopwatch, worst
-from kseries.kernel import ktap, kvm
+from kseries.kernel import kvm
 from kseries.kernel.arches import arch_of_host, get_arch, require_arch_program
 from kseries.kernel.qemu import (
-    MACHINES,
-    MIB,
-    DeviceRequests,
     Guest,
     Machine,
     Timeouts,
@@ -41,70 +33,33 @@ from kseries.kernel.qemu import (
     run_guest,
 )
 from kseries.series.apply import ApplyResult
-from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
-from kseries.stages.vmtest.kernel import (
-    VMCORE_SOURCE,
-    KernelBuild,
-    build_kernel,
-    build_pair,
-    helper_binary,
+from kseries.stages.vmtest.guest import (
+    VmOptions,
+    kernel_cmdline,
+    pack_initramfs,
+    run_kernel,
+    selected_scenarios,
 )
-from kseries.stages.vmtest.mutants import MutantRun, load_mutants, mutant_checks, mutant_commit
+from kseries.stages.vmtest.kernel import (
+    KernelBuild,
+    build_pair,
+)
+from kseries.stages.vmtest.mutants import (
+    MutantRun,
+    load_mutants,
+    mutant_checks,
+)
+from kseries.stages.vmtest.options import (
+    configure_parser,
+    options_from,
+    options_to_args,
+    verify_options,
+)
+from kseries.stages.vmtest.variants import run_mutants
 
-OVERLAY = OVERLAY_DIR / "vmtest"
-SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
-DEFAULT_PHASES: tuple[tuple[str, int], ...] = (("boot", 256), ("grow", 512), ("shrink", 128))
-GUEST_PROGRAMS = {"usr/sbin/kexec": "kexec", "bin/bash": "bash",
-                  "usr/bin/makedumpfile": "makedumpfile"}
-INNER_INITRD = "boot/initrd.cpio"  # the guest's copy of its initramfs, for the next kernel
-# Sizes that are not a multiple of the 128 MiB memory block: the last block is partly
-# plugged, which is what the virtio-mem vmcore callback has to hide (2 MiB device blocks).
-KDUMP_MIB = 200
-HOTPLUG_SIZES = (456, 328)  # crash_hotplug: grow, then shrink, after the capture kernel loads
-CRASHKERNEL = "192M"  # the capture kernel, its initramfs and makedumpfile's dump under TCG
 KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
 EXIT_WARN = 250
-
-
-@dataclass(frozen=True)
-class VmOptions:
-    arch: str = "x86_64"
-    base: bool = True
-    keep: bool = False
-    accel: str = "auto"
-    timeout_s: float = 600.0
-    phases: tuple[tuple[str, int], ...] = DEFAULT_PHASES
-    virtio_mem_region: int = 1024 * MIB
-    # also build and run every mutant kernel (mutants.py): does each check bite?
-    mutants: bool = False
-    # how long the guest waits for the driver to follow a resize (a mutant may never)
-    plug_timeout_s: int = 120
-    scenarios: tuple[str, ...] = ()  # () = all of SCENARIOS
-
-    @property
-    def boot_size(self) -> int:
-        return self.phases[0][1] * MIB
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One QEMU run: the guest's vmtest.mode and the device size it boots with. A scenario may
-    go through several kernels (kexec reboots, a crash into the capture kernel)."""
-
-    name: str
-    mode: str
-    boot_mib: int | None = None  # None: the first phase's size
-
-
-SCENARIOS: tuple[Scenario, ...] = (
-    # phases, then kexec_load_reboot, kexec_file_reboot and kdump_load (kexec -p)
-    Scenario("kexec", "test"),
-    Scenario("kdump_file", "kdump_file", KDUMP_MIB),
-    Scenario("crash_hotplug", "crash_hotplug", 128),
-    # the controls hot-add memory nothing backs: no kexec may follow them
-    Scenario("control", "control", 128),
-)
 
 
 @dataclass(frozen=True)
@@ -125,17 +80,6 @@ class Outcome:
 # -- the guest ------------------------------------------------------------------------------
 
 
-def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test",
-                   boot_mib: int | None = None) -> str:
-    phases = ",".join(f"{name}:{mib}" for name, mib in opts.phases)
-    sizes = ",".join(str(mib) for mib in HOTPLUG_SIZES)
-    return (f"console={m.console} crashkernel={CRASHKERNEL} "
-            "memhp_default_state=online_movable panic=-1 oops=panic "
-            f"vmtest.mode={mode} vmtest.phases={phases} "
-            f"vmtest.boot_size={boot_mib or opts.phases[0][1]} vmtest.kdump_size={KDUMP_MIB} "
-            f"vmtest.hotplug_sizes={sizes} vmtest.plug_timeout={opts.plug_timeout_s}")
-
-
 def userspace_problem(arch: str) -> str | None:
     """Why the host's busybox/kexec-tools/bash cannot run in an ARCH guest, if they cannot."""
     host = arch_of_host(platform.machine())
@@ -144,54 +88,6 @@ def userspace_problem(arch: str) -> str | None:
                 f"{platform.machine()} host has only its own (Debian multiarch :{arch} "
                 "packages would be needed)")
     return None
-
-
-def initramfs_entries(worktree: Path, kernel: Path, helper: Path,
-                      vmcore_reader: Path) -> list[ir.Entry]:
-    """The guest's whole userspace, see the module docstring."""
-    entries = ir.base_layout() + ir.busybox(Path(require_program("busybox")))
-    for path, name in GUEST_PROGRAMS.items():
-        entries += ir.program(path, Path(require_program(name)))
-    entries += [ir.host_file("init", OVERLAY / "init", executable=True),
-                ir.host_file("vmtest/vmtest.sh", OVERLAY / "vmtest.sh", executable=True),
-                ir.host_file("vmtest/kexec-file-debug", helper, executable=True),
-                ir.host_file("vmtest/vmcore-read", vmcore_reader, executable=True),
-                ir.host_file("boot/vmlinuz", kernel)]
-    entries += ir.directory_tree("selftests/memory-hotplug", worktree / SELFTEST_DIR)
-    return entries
-
-
-def pack_initramfs(worktree: Path, cache: Path, build: KernelBuild, arch: str) -> Path:
-    helper = helper_binary(cache, OVERLAY, arch)
-    reader = helper_binary(cache, OVERLAY, arch, VMCORE_SOURCE)
-    out = cache / "vm" / arch / f"initramfs-{build.label}.cpio"
-    return ir.write_archive(initramfs_entries(worktree, build.image, helper, reader), out,
-                            inner=INNER_INITRD)
-
-
-def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, accel: str,
-               logs: Path, scenario: Scenario = SCENARIOS[0]) -> KernelResult:
-    """One scenario with BUILD: a QEMU run, the device backed by a tmpfs file the host
-    measures (DeviceRequests), removed afterwards."""
-    boot_mib = scenario.boot_mib or opts.phases[0][1]
-    with tempfile.TemporaryDirectory(prefix="kseries-vmem-", dir=backing_dir()) as tmp:
-        device = VirtioMem(region=opts.virtio_mem_region, requested=boot_mib * MIB,
-                           backing=Path(tmp) / "virtio-mem.ram")
-        guest = Guest(m, build.image, initrd,
-                      kernel_cmdline(m, opts, scenario.mode, scenario.boot_mib),
-                      virtio_mem=device, accel=accel)
-        progress(f"vmtest: {scenario.name} with the {build.label} kernel "
-                 f"({build.commit[:12]}, {accel})")
-        requests = DeviceRequests(device)
-        run = run_guest(guest, logs, Timeouts(total_s=opts.timeout_s), requests)
-    return KernelResult(build.label, build.commit, ktap.parse(run.results), run, None,
-                        scenario.name, tuple(requests.usages))
-
-
-def backing_dir() -> str | None:
-    """A tmpfs for the device's backing file (holes cost nothing), else the default tmp."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def choose_accel(cache: Path, m: Machine, build: KernelBuild, initrd: Path, opts: VmOptions,
@@ -266,45 +162,6 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
                    mutant_runs=mutant_runs)
 
 
-def selected_scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
-    if not names:
-        return SCENARIOS
-    unknown = [n for n in names if n not in {s.name for s in SCENARIOS}]
-    if unknown:
-        raise KseriesError(f"unknown scenario {', '.join(unknown)}; use one of "
-                           f"{', '.join(s.name for s in SCENARIOS)}")
-    return tuple(s for s in SCENARIOS if s.name in names)
-
-
-def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, accel: str,
-                logs: Path) -> tuple[MutantRun, ...]:
-    """Every mutant kernel with the scenarios that show it; the worktree ends at the head."""
-    quick = replace(opts, plug_timeout_s=30)
-    runs = []
-    try:
-        for mutant in load_mutants():
-            where = logs / f"mutant-{mutant.name}"
-            progress(f"vmtest: mutant {mutant.name}: {mutant.subject}")
-            try:
-                commit = mutant_commit(applied.worktree, applied.head, mutant)
-                build = build_kernel(applied.worktree, cache, m, f"mutant-{mutant.name}",
-                                     commit, where / "build.log")
-            except KseriesError as err:
-                runs.append(MutantRun(mutant, {}, str(err)))
-                continue
-            initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
-            statuses: dict[str, str] = {}
-            for scenario in selected_scenarios(mutant.scenarios):
-                result = run_kernel(build, initrd, m, quick, accel, where / scenario.name,
-                                    scenario)
-                statuses.update({c.name: c.status for c in checks_for(result, None)
-                                 if "." in c.name})
-            runs.append(MutantRun(mutant, statuses))
-    finally:
-        force_checkout(applied.worktree, applied.head)
-    return tuple(runs)
-
-
 def arch_check(arch: str) -> Check:
     """Can this QEMU and host run the same guest for ARCH (arm64: -M virt)? A reasoned skip
     when not: QEMU's own answer about virtio-mem on that machine, and the guest userspace."""
@@ -344,7 +201,8 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
         prefix = f"{outcome.arch}."
         series_statuses = {c.name.removeprefix(prefix): c.status for c in checks
                            if c.name.startswith(prefix)}
-        checks += mutant_checks(outcome.arch, series_statuses, outcome.mutant_runs)
+        checks += mutant_checks(outcome.arch, series_statuses, outcome.mutant_runs,
+                                complete=len(outcome.mutant_runs) == len(load_mutants()))
     data: dict[str, Any] = {
         "arch": outcome.arch,
         "accel": outcome.accel,
@@ -434,74 +292,6 @@ def vmtest_stage(state: RunState, options: VmOptions) -> Stage:
         return skipped_stage(options.arch)
     assert state.applied is not None  # needs apply when the arch can run
     return vmtest(state.ctx.cache, state.applied, options, state.ctx.out)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=tuple(MACHINES), default="x86_64",
-                        help="guest architecture (default: x86_64)")
-    parser.add_argument("--no-base", dest="base", action="store_false",
-                        help="do not build and run the base kernel for comparison")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep each kernel and initramfs next to its logs, to rerun the "
-                             "QEMU command by hand")
-    parser.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
-                        help="QEMU accelerator (auto: TCG unless a KVM probe boot works)")
-    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
-                        help="hard limit per guest run (default: 600)")
-    parser.add_argument("--scenario", dest="scenarios", action="append",
-                        choices=tuple(sc.name for sc in SCENARIOS), metavar="NAME",
-                        help="run only this scenario (repeatable; default: all of "
-                             f"{', '.join(sc.name for sc in SCENARIOS)})")
-    parser.add_argument("--mutants", action="store_true",
-                        help="also build and run every mutant kernel of "
-                             "kernel-overlay/vmtest/mutants/ (verify does): each check must "
-                             "fail with the mutant that names it")
-    parser.add_argument("--phases", default=None, metavar="NAME:MIB,...",
-                        help="virtio-mem sizes per phase (default: boot:256,grow:512,"
-                             "shrink:128; the first is the size at boot)")
-
-
-def parse_phases(text: str | None) -> tuple[tuple[str, int], ...]:
-    if not text:
-        return DEFAULT_PHASES
-    phases = []
-    for item in text.split(","):
-        name, _, size = item.partition(":")
-        if not name.isidentifier() or not size.isdigit() or int(size) % 128:
-            raise KseriesError(f"--phases: '{item}' is not NAME:MIB with MIB a multiple of "
-                               "128 (the memory block size)")
-        phases.append((name, int(size)))
-    if phases[0][0] != "boot" or len({n for n, _ in phases}) != len(phases):
-        raise KseriesError("--phases: the first phase must be 'boot' and names must differ")
-    return tuple(phases)
-
-
-def options_from(args: argparse.Namespace) -> VmOptions:
-    return VmOptions(arch=args.arch, base=args.base, keep=args.keep, accel=args.accel,
-                     timeout_s=args.timeout, phases=parse_phases(args.phases),
-                     mutants=args.mutants, scenarios=tuple(args.scenarios or ()))
-
-
-def options_to_args(options: VmOptions) -> list[str]:
-    """The flags that differ from the defaults (so parsing them gives OPTIONS back)."""
-    default = VmOptions()
-    args = [] if options.arch == default.arch else [f"--arch={options.arch}"]
-    args += [] if options.base else ["--no-base"]
-    args += ["--keep"] if options.keep else []
-    args += [] if options.accel == default.accel else [f"--accel={options.accel}"]
-    args += [] if options.timeout_s == default.timeout_s else [f"--timeout={options.timeout_s}"]
-    if options.phases != default.phases:
-        args.append("--phases=" + ",".join(f"{name}:{mib}" for name, mib in options.phases))
-    args += [f"--scenario={name}" for name in options.scenarios]
-    args += ["--mutants"] if options.mutants else []
-    return args
-
-
-def verify_options(_ctx: Context, arches: tuple[str, ...] | None) -> VmOptions:
-    """verify also runs the mutants: its report says which check each one kills."""
-    if arches is not None and "x86_64" not in arches:
-        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64", mutants=True)
-    return VmOptions(mutants=True)
 
 
 def render(stage: Stage) -> list[str]:
