@@ -47,6 +47,8 @@ class VmOptions:
     # also build and run every mutant kernel (mutants.py): does each check bite?
     mutants: bool = False
     only_mutants: tuple[str, ...] = ()  # with mutants: just these (() = all)
+    # boot every commit of the series too (not only the head)
+    every_commit: bool = False
     # how long the guest waits for the driver to follow a resize (a mutant may never)
     plug_timeout_s: int = 120
     scenarios: tuple[str, ...] = ()  # () = all of SCENARIOS

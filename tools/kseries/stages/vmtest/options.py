@@ -31,6 +31,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="also build and run every mutant kernel of "
                              "kernel-overlay/vmtest/mutants/ (verify does): each check must "
                              "fail with the mutant that names it")
+    parser.add_argument("--every-commit", action="store_true",
+                        help="also boot every commit of the series, not only the head (a "
+                             "runtime bisect; verify does)")
     parser.add_argument("--mutant", dest="only_mutants", action="append", metavar="NAME",
                         help="with --mutants, only this mutant (repeatable; the patch's file "
                              "name without .patch)")
@@ -59,6 +62,7 @@ def options_from(args: argparse.Namespace) -> VmOptions:
                      timeout_s=args.timeout, phases=parse_phases(args.phases),
                      mutants=args.mutants or bool(args.only_mutants),
                      only_mutants=tuple(args.only_mutants or ()),
+                     every_commit=args.every_commit,
                      scenarios=tuple(args.scenarios or ()))
 
 
@@ -75,11 +79,14 @@ def options_to_args(options: VmOptions) -> list[str]:
     args += [f"--scenario={name}" for name in options.scenarios]
     args += ["--mutants"] if options.mutants else []
     args += [f"--mutant={name}" for name in options.only_mutants]
+    args += ["--every-commit"] if options.every_commit else []
     return args
 
 
 def verify_options(_ctx: Context, arches: tuple[str, ...] | None) -> VmOptions:
-    """verify also runs the mutants: its report says which check each one kills."""
+    """verify also runs the mutants (its report says which check each one kills) and boots
+    every commit of the series."""
     if arches is not None and "x86_64" not in arches:
-        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64", mutants=True)
-    return VmOptions(mutants=True)
+        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64", mutants=True,
+                         every_commit=True)
+    return VmOptions(mutants=True, every_commit=True)

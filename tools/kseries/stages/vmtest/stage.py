@@ -56,7 +56,12 @@ from kseries.stages.vmtest.options import (
     options_to_args,
     verify_options,
 )
-from kseries.stages.vmtest.variants import run_mutants
+from kseries.stages.vmtest.variants import (
+    CommitRun,
+    commit_checks,
+    run_every_commit,
+    run_mutants,
+)
 
 KVM_PROBE_TIMEOUTS = Timeouts(total_s=30.0, silent_s=25.0)
 EXIT_WARN = 250
@@ -75,6 +80,7 @@ class Outcome:
     extra_checks: tuple[Check, ...] = ()
     other_arches: tuple[Check, ...] = ()
     mutant_runs: tuple[MutantRun, ...] = ()
+    commit_runs: tuple[CommitRun, ...] = ()
 
 
 # -- the guest ------------------------------------------------------------------------------
@@ -157,9 +163,11 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
             keep = logs / build.label
             shutil.copyfile(build.image, keep / Path(m.kernel_image).name)
             shutil.copyfile(initrds[build.label], keep / "initramfs.cpio")
+    commit_runs = (run_every_commit(cache, applied, m, opts, accel, logs)
+                   if opts.every_commit else ())
     mutant_runs = run_mutants(cache, applied, m, opts, accel, logs) if opts.mutants else ()
     return Outcome(opts.arch, accel, note, tuple(builds), tuple(results), logs, tuple(notes),
-                   mutant_runs=mutant_runs)
+                   mutant_runs=mutant_runs, commit_runs=commit_runs)
 
 
 def arch_check(arch: str) -> Check:
@@ -197,6 +205,7 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
     checks = list(outcome.extra_checks)
     for series, base in pairs:
         checks += checks_for(series, base, outcome.arch)
+    checks += commit_checks(outcome.arch, outcome.commit_runs)
     if outcome.mutant_runs:
         prefix = f"{outcome.arch}."
         series_statuses = {c.name.removeprefix(prefix): c.status for c in checks

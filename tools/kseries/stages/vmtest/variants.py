@@ -1,18 +1,21 @@
-"""Kernels besides the series and its base: the mutants (mutants.py), each with the
-scenarios that show it, built and run in our scratch worktree, which ends at the head.
+"""Kernels besides the series and its base, built and run in our scratch worktree (which
+ends at the head): the mutants (mutants.py), each with the scenarios that show it, and every
+commit of the series (a runtime bisect: each one must boot and pass the guest checks).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kseries.core.context import progress
 from kseries.core.errors import KseriesError
 from kseries.core.git import force_checkout
+from kseries.core.report import Check
 from kseries.kernel.qemu import Machine
 from kseries.series.apply import ApplyResult
-from kseries.stages.vmtest.checks import checks_for
+from kseries.stages.vmtest.checks import KernelResult, checks_for
 from kseries.stages.vmtest.guest import VmOptions, pack_initramfs, run_kernel, selected_scenarios
 from kseries.stages.vmtest.kernel import build_kernel
 from kseries.stages.vmtest.mutants import Mutant, MutantRun, load_mutants, mutant_commit
@@ -54,3 +57,64 @@ def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, 
     finally:
         force_checkout(applied.worktree, applied.head)
     return tuple(runs)
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """The guest at one commit of the series (not the last, which the series run is)."""
+
+    index: int
+    subject: str
+    commit: str
+    results: tuple[KernelResult, ...] = ()
+    error: str | None = None
+
+
+def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions,
+                     accel: str, logs: Path) -> tuple[CommitRun, ...]:
+    """A runtime bisect: every commit of the series but the last boots and runs the
+    scenarios; the worktree ends at the head."""
+    runs = []
+    try:
+        for patch in applied.patches[:-1]:
+            label = f"patch-{patch.index}"
+            progress(f"vmtest: at patch {patch.index}: {patch.subject}")
+            try:
+                build = build_kernel(applied.worktree, cache, m, label, patch.commit,
+                                     logs / label / "build.log")
+            except KseriesError as err:
+                runs.append(CommitRun(patch.index, patch.subject, patch.commit, (), str(err)))
+                continue
+            initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
+            results = tuple(run_kernel(build, initrd, m, opts, accel,
+                                       logs / label / scenario.name, scenario)
+                            for scenario in selected_scenarios(opts.scenarios))
+            runs.append(CommitRun(patch.index, patch.subject, patch.commit, results))
+    finally:
+        force_checkout(applied.worktree, applied.head)
+    return tuple(runs)
+
+
+def commit_checks(arch: str, runs: Sequence[CommitRun]) -> list[Check]:
+    """One check per commit: it boots, every scenario runs to its end, no guest check fails."""
+    checks = []
+    for run in runs:
+        name = f"{arch}.commit {run.index}"
+        if run.error:
+            checks.append(Check(name=name, status="fail", summary=run.error, arch=arch,
+                                step=f"patch {run.index}", rule="runtime-bisect"))
+            continue
+        failed = []
+        for result in run.results:
+            status, summary = result.health()
+            if status != "pass":
+                failed.append(f"{result.scenario}: {summary}")
+            failed += [f"{c.name} ({c.summary})" for c in checks_for(result, None)
+                       if "." in c.name and c.status == "fail"]
+        scenarios = ", ".join(r.scenario for r in run.results)
+        summary = (f"{run.subject}: " + (f"{len(failed)} failed: " + "; ".join(failed[:3])
+                                         if failed else f"every guest check passes ({scenarios})"))
+        checks.append(Check(name=name, status="fail" if failed else "pass", summary=summary,
+                            arch=arch, step=f"patch {run.index}", rule="runtime-bisect",
+                            data={"commit": run.commit, "failed": failed}))
+    return checks
