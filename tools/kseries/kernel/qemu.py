@@ -316,8 +316,12 @@ def _watch(proc: subprocess.Popen[bytes], qmp: Qmp | None, console: _Tail, resul
             elif request and on_request is not None:
                 if qmp is None:
                     events.append(f"cannot serve '{line.strip()}': no QMP connection")
-                else:
+                    continue
+                try:
                     events.append(on_request(request.group(1), request.group(2), qmp))
+                except (OSError, KseriesError) as err:  # QEMU went away meanwhile
+                    events.append(f"cannot serve '{line.strip()}': {err}")
+                    qmp = None
         if panicked_at is None and console.text.count(PANIC) > announced:
             panicked_at = now
         if panicked_at is not None and now - panicked_at > timeouts.after_panic_s:
@@ -350,9 +354,11 @@ def _read(path: Path) -> str:
         return ""
 
 
-def resize_virtio_mem(device: VirtioMem, wait_s: float = 60.0) -> RequestHandler:
+def resize_virtio_mem(device: VirtioMem, wait_s: float = 5.0) -> RequestHandler:
     """A request handler: requested-size=BYTES sets the device's requested-size via QMP and
-    waits (bounded) until the device reports that much plugged."""
+    waits a little (WAIT_S) for the device to report that much plugged, so the event says
+    what happened. The guest waits for its driver itself; while this handler waits the host
+    reads nothing, so the wait stays short (a broken driver may never follow)."""
 
     def handle(key: str, value: str, qmp: Qmp) -> str:
         if key != "requested-size" or not value.isdigit():
@@ -386,7 +392,7 @@ class DeviceRequests:
     resize_virtio_mem) and backend-usage=LABEL (measure the backing file, remembered in
     .usages; needs VirtioMem.backing)."""
 
-    def __init__(self, device: VirtioMem, wait_s: float = 60.0) -> None:
+    def __init__(self, device: VirtioMem, wait_s: float = 5.0) -> None:
         self.device = device
         self.resize = resize_virtio_mem(device, wait_s)
         self.usages: list[Usage] = []
