@@ -89,6 +89,8 @@ SELFTEST=/selftests/memory-hotplug/mem-on-off-test.sh
 MEMORY=/sys/devices/system/memory
 MEMMAP=/sys/firmware/memmap
 CMDLINE=/proc/cmdline	# the host's tests point these at files of their own
+DEVICE_TREE=/proc/device-tree
+DEBUGFS=/sys/kernel/debug
 W=/tmp/vmtest
 NEXT_CMDLINE="console=ttyS0 vmtest.mode=probe"
 CAPTURE_ARGS="irqpoll nr_cpus=1 reset_devices"
@@ -274,7 +276,51 @@ check_iomem_virtio_mem() { # WANT_BYTES
 	fi
 }
 
+# memblock as the kernel keeps it (ARCH_KEEP_MEMBLOCK, debugfs), regions not
+# flagged DRV_MNG: what arm64's kexec_file builds the next kernel's memory from
+plain_memblock() {
+	debug=$DEBUGFS
+	[ -f $debug/memblock/memory ] || mount -t debugfs debugfs $debug 2> /dev/null
+	[ -f $debug/memblock/memory ] || return 0
+	sed -n 's/^ *[0-9]*: 0x\([0-9a-f]*\)\.\.0x\([0-9a-f]*\) *[0-9x]* \(.*\)$/\1 \2 \3/p' \
+		$debug/memblock/memory |
+	while read -r s e flags; do
+		case $flags in
+		*DRV_MNG*) ;;
+		*) range_line "0x$s" "0x$e" "memblock $flags" ;;
+		esac
+	done
+}
+
+# The device tree's /memory nodes (QEMU virt: two address and two size cells)
+dt_memory() {
+	for node in "$DEVICE_TREE"/memory*; do
+		[ -f "$node/reg" ] || continue
+		hex=$(od -An -v -tx1 "$node/reg" | tr -d ' \n')
+		while [ ${#hex} -ge 32 ]; do
+			start=$(echo "$hex" | cut -c1-16)
+			size=$(echo "$hex" | cut -c17-32)
+			hex=$(echo "$hex" | cut -c33-)
+			range_line "0x$start" $((0x$start + 0x$size - 1)) "dt ${node##*/}"
+		done
+	done
+}
+
 check_memmap() {
+	if [ ! -d $MEMMAP ] && [ "$(uname -m)" != x86_64 ]; then
+		# no firmware memmap off x86: the map kexec_file reads is memblock
+		plain_memblock > $W/memblock
+		emit range memblock $W/memblock
+		if [ ! -s $W/memblock ]; then
+			echo "no $MEMMAP and no /sys/kernel/debug/memblock/memory to check"
+			return $KSFT_FAIL
+		fi
+		need_virtio_mem || return
+		overlaps $W/memblock $W/virtio_mem > $W/bad
+		cat $W/bad
+		[ ! -s $W/bad ]
+		return
+	fi
 	if [ ! -d $MEMMAP ]; then
 		echo "no $MEMMAP (CONFIG_FIRMWARE_MEMMAP)"
 		return $KSFT_FAIL
@@ -317,6 +363,10 @@ check_kexec_load_memmap() {
 	if [ ! -s $W/kexec_load.out ]; then
 		echo "kexec -l did not run"
 		return $KSFT_FAIL
+	fi
+	if [ "$(uname -m)" != x86_64 ]; then
+		echo "kexec-tools hands a $(uname -m) kernel the device tree it booted with, no E820 map: the next kernel's map is checked after the kexec_load reboot"
+		return $KSFT_SKIP
 	fi
 	e820_table $W/kexec_load.out "" > $W/e820
 	emit range kexec_load_memmap $W/e820
@@ -500,14 +550,17 @@ device_region() {
 	range_line "0x${region%-*}" "0x${region#*-}" device
 }
 
-# THIS kernel's boot memory map: the e820 table it logged (what kexec handed
-# over, x86) and /sys/firmware/memmap, RAM entries only
+# THIS kernel's boot memory map, RAM only: the e820 table it logged (what
+# kexec handed over) and /sys/firmware/memmap on x86; the device tree's
+# /memory nodes and plain memblock regions on arm64
 boot_ram() {
 	dmesg | sed -n 's/.*BIOS-e820: \[mem 0x\([0-9a-f]*\)-0x\([0-9a-f]*\)\] usable.*/\1 \2/p' |
 	while read -r s e; do
 		range_line "0x$s" "0x$e" "e820 usable"
 	done
 	firmware_memmap | grep " System RAM\$" || :
+	dt_memory
+	plain_memblock
 }
 
 check_boot_memmap() {

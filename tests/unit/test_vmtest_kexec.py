@@ -273,3 +273,25 @@ def test_kill_table_and_a_mutant_that_survives() -> None:
     check = mutant_checks("x86_64", series, [survived])[0]
     assert check.status == "fail" and "did not kill boot.memmap_excludes_virtio_mem" in \
         check.summary
+
+
+# -- arm64: device tree and memblock instead of e820 ----------------------------------------
+
+
+def test_device_tree_memory_and_plain_memblock(tmp_path: Path) -> None:
+    node = tmp_path / "dt" / "memory@40000000"
+    node.mkdir(parents=True)
+    (node / "reg").write_bytes(struct.pack(">QQ", 0x40000000, 0x20000000))
+    memblock = tmp_path / "debug" / "memblock"
+    memblock.mkdir(parents=True)
+    (memblock / "memory").write_text(
+        "   0: 0x0000000040000000..0x000000005fffffff    0 NONE\n"
+        "   1: 0x0000000100000000..0x0000000107ffffff    0 DRV_MNG\n"
+        "   2: 0x0000000108000000..0x000000010fffffff    0 HOTPLUG\n")
+    out = shell_with_cmdline(f"DEVICE_TREE={tmp_path}/dt DEBUGFS={tmp_path}/debug\n"
+                             "dt_memory; echo --; plain_memblock", tmp_path)
+    dt, plain = out.split("--\n")
+    assert dt.splitlines() == ["0000000040000000 000000005fffffff dt memory@40000000"]
+    # driver-managed memory is flagged: only what is not counts as the next kernel's RAM
+    assert plain.splitlines() == ["0000000040000000 000000005fffffff memblock NONE",
+                                  "0000000108000000 000000010fffffff memblock HOTPLUG"]

@@ -41,6 +41,11 @@ class GuestFacts:
     console: str
     kernel_image: str
     memory_device: str
+    # where the guest prints its results: a second serial port (ttyS1) or, where the machine
+    # has one UART (arm64 -M virt), a virtio console (hvc0)
+    results_port: str
+    # Debian's name of the arch, for its userland packages (busybox-static, kexec-tools, ...)
+    debian_arch: str
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,8 @@ def _arch(name: str, t: _Table) -> Arch:
                          kunit.number("tcg_timeout_s")),
         guest=None if guest is None else GuestFacts(
             guest.words("machine_args"), guest.text("console"), guest.text("kernel_image"),
-            guest.text("memory_device")))
+            guest.text("memory_device"), guest.text("results_port"),
+            guest.text("debian_arch")))
 
 
 ARCHES: Mapping[str, Arch] = load_registry(

@@ -43,11 +43,13 @@ class Machine:
     console: str
     kernel_image: str
     memory_device: str
+    results_port: str = "ttyS1"
+    debian_arch: str = "amd64"
 
 
 def _machine_of(arch: Arch, guest: GuestFacts) -> Machine:
     return Machine(arch.name, arch.qemu, guest.machine_args, guest.console, guest.kernel_image,
-                   guest.memory_device)
+                   guest.memory_device, guest.results_port, guest.debian_arch)
 
 
 # The arches with a [<arch>.guest] table in the registry.
@@ -151,7 +153,7 @@ def qemu_command(guest: Guest, console: Path, results: Path, qmp: Path) -> list[
     cmd = [m.qemu, *m.machine_args, "-accel", guest.accel, "-nodefaults", "-display", "none",
            "-no-reboot", "-m", f"{guest.memory // MIB}M,maxmem={guest.maxmem // MIB}M,slots=1",
            "-kernel", str(guest.kernel), "-initrd", str(guest.initrd), "-append", guest.append,
-           "-serial", f"file:{console}", "-serial", f"file:{results}",
+           "-serial", f"file:{console}", *results_channel(m, results),
            "-qmp", f"unix:{qmp},server=on,wait=off"]
     if guest.virtio_mem is not None:
         vm = guest.virtio_mem
@@ -162,6 +164,16 @@ def qemu_command(guest: Guest, console: Path, results: Path, qmp: Path) -> list[
                            f"requested-size={vm.requested // MIB}M,"
                            f"block-size={vm.block_size // MIB}M"]
     return cmd
+
+
+def results_channel(m: Machine, results: Path) -> list[str]:
+    """The guest's results port as a file on the host: a second serial port, or a virtio
+    console where the machine has one UART."""
+    if m.results_port.startswith("hvc"):
+        return ["-device", "virtio-serial-pci,id=vmtest-serial",
+                "-chardev", f"file,id=vmtest-results,path={results}",
+                "-device", "virtconsole,chardev=vmtest-results"]
+    return ["-serial", f"file:{results}"]
 
 
 class Qmp:

@@ -51,6 +51,7 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("memmap_excludes_virtio_mem", "memmap", "disjoint"),
     Rule("memmap_excludes_virtio_mem", "boot_memmap", "disjoint"),
+    Rule("memmap_excludes_virtio_mem", "memblock", "disjoint"),
     Rule("iomem_no_plain_ram_in_device", "iomem_system_ram", "disjoint"),
     Rule("kexec_load_segments", "kexec_load", "disjoint"),
     Rule("kexec_load_memmap", "kexec_load_memmap", "disjoint"),

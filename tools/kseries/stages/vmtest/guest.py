@@ -8,6 +8,7 @@ virtio-mem device backed by a tmpfs file the host measures.
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,21 @@ from kseries.core.errors import KseriesError
 from kseries.core.paths import OVERLAY_DIR
 from kseries.core.proc import require_program
 from kseries.kernel import ktap
-from kseries.kernel.qemu import MIB, DeviceRequests, Guest, Machine, Timeouts, VirtioMem, run_guest
+from kseries.kernel.arches import arch_of_host
+from kseries.kernel.qemu import (
+    MIB,
+    DeviceRequests,
+    Guest,
+    Machine,
+    Timeouts,
+    VirtioMem,
+    machine,
+    run_guest,
+)
 from kseries.stages.vmtest import initramfs as ir
 from kseries.stages.vmtest.checks import KernelResult
 from kseries.stages.vmtest.kernel import VMCORE_SOURCE, KernelBuild, helper_binary
+from kseries.stages.vmtest.userland import fetch_userland, program_path, shared_libraries
 
 OVERLAY = OVERLAY_DIR / "vmtest"
 SELFTEST_DIR = "tools/testing/selftests/memory-hotplug"
@@ -49,6 +61,8 @@ class VmOptions:
     only_mutants: tuple[str, ...] = ()  # with mutants: just these (() = all)
     # boot every commit of the series too (not only the head)
     every_commit: bool = False
+    # more guest arches after ARCH, with the series only (verify: arm64)
+    more_arches: tuple[str, ...] = ()
     # how long the guest waits for the driver to follow a resize (a mutant may never)
     plug_timeout_s: int = 120
     scenarios: tuple[str, ...] = ()  # () = all of SCENARIOS
@@ -79,6 +93,20 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 
+# Scenarios an arch cannot run, and why (a reasoned skip in the report).
+NOT_ON_ARCH = {
+    "arm64": {"crash_hotplug": "Linux 6.12 arm64 has no crash hotplug (it does not select "
+                               "ARCH_SUPPORTS_CRASH_HOTPLUG): a capture kernel loaded before a "
+                               "resize dumps what was plugged at load time"},
+}
+
+
+def arch_scenarios(arch: str, names: tuple[str, ...]) -> tuple[Scenario, ...]:
+    """The scenarios asked for (all by default) that ARCH can run."""
+    skipped = NOT_ON_ARCH.get(arch, {})
+    return tuple(s for s in selected_scenarios(names) if s.name not in skipped)
+
+
 def selected_scenarios(names: tuple[str, ...]) -> tuple[Scenario, ...]:
     if not names:
         return SCENARIOS
@@ -96,18 +124,37 @@ def kernel_cmdline(m: Machine, opts: VmOptions, mode: str = "test",
     sizes = ",".join(str(mib) for mib in HOTPLUG_SIZES)
     return (f"console={m.console} crashkernel={CRASHKERNEL} "
             "memhp_default_state=online_movable panic=-1 oops=panic "
-            f"vmtest.mode={mode} vmtest.phases={phases} "
+            f"vmtest.mode={mode} vmtest.phases={phases} vmtest.results={m.results_port} "
             f"vmtest.boot_size={boot_mib or opts.phases[0][1]} vmtest.kdump_size={KDUMP_MIB} "
             f"vmtest.hotplug_sizes={sizes} vmtest.plug_timeout={opts.plug_timeout_s}")
 
 
 
-def initramfs_entries(worktree: Path, build: KernelBuild, helper: Path,
-                      vmcore_reader: Path) -> list[ir.Entry]:
-    """The guest's whole userspace, see the module docstring."""
-    entries = ir.base_layout() + ir.busybox(Path(require_program("busybox")))
+def guest_programs(cache: Path, arch: str) -> list[ir.Entry]:
+    """busybox (every applet), kexec, bash and makedumpfile with their libraries: the host's
+    own for a guest of the host's arch, else Debian's packages of ARCH (userland.py)."""
+    host = arch_of_host(platform.machine())
+    applets = Path(require_program("busybox"))
+    if host is not None and host.name == arch:
+        entries = ir.busybox(applets)
+        for path, name in GUEST_PROGRAMS.items():
+            entries += ir.program(path, Path(require_program(name)))
+        return entries
+    land = fetch_userland(cache, machine(arch).debian_arch, progress=progress)
+    # the same Debian busybox version for both arches: the host's lists the applets
+    entries = ir.busybox(program_path(land, "busybox"), applets_of=applets)
     for path, name in GUEST_PROGRAMS.items():
-        entries += ir.program(path, Path(require_program(name)))
+        binary = program_path(land, name)
+        entries.append(ir.host_file(path, binary))
+        entries += [ir.host_file(str(lib.relative_to(land.root)), lib)
+                    for lib in shared_libraries(land, binary)]
+    return entries
+
+
+def initramfs_entries(worktree: Path, build: KernelBuild, programs: list[ir.Entry],
+                      helper: Path, vmcore_reader: Path) -> list[ir.Entry]:
+    """The guest's whole userspace, see the module docstring."""
+    entries = ir.base_layout() + programs
     entries += [ir.host_file("init", OVERLAY / "init", executable=True),
                 ir.host_file("vmtest/vmtest.sh", OVERLAY / "vmtest.sh", executable=True),
                 ir.host_file("vmtest/kexec-file-debug", helper, executable=True),
@@ -123,8 +170,8 @@ def pack_initramfs(worktree: Path, cache: Path, build: KernelBuild, arch: str) -
     helper = helper_binary(cache, OVERLAY, arch)
     reader = helper_binary(cache, OVERLAY, arch, VMCORE_SOURCE)
     out = cache / "vm" / arch / f"initramfs-{build.label}.cpio"
-    return ir.write_archive(initramfs_entries(worktree, build, helper, reader), out,
-                            inner=INNER_INITRD)
+    entries = initramfs_entries(worktree, build, guest_programs(cache, arch), helper, reader)
+    return ir.write_archive(entries, out, inner=INNER_INITRD)
 
 
 def run_kernel(build: KernelBuild, initrd: Path, m: Machine, opts: VmOptions, accel: str,

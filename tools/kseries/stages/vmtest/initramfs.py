@@ -152,9 +152,10 @@ def program(path: str, binary: Path) -> list[Entry]:
     return entries
 
 
-def busybox(binary: Path) -> list[Entry]:
-    """A static busybox at /bin/busybox and a symlink for each of its applets."""
-    proc = run([str(binary), "--list-full"], what="busybox --list-full")
+def busybox(binary: Path, applets_of: Path | None = None) -> list[Entry]:
+    """A static busybox at /bin/busybox and a symlink for each of its applets, as APPLETS_OF
+    (default: BINARY itself, which must then run here) lists them."""
+    proc = run([str(applets_of or binary), "--list-full"], what="busybox --list-full")
     entries = [host_file("bin/busybox", binary)]
     for applet in proc.stdout.split():
         if applet != "bin/busybox":

@@ -10,7 +10,6 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 
 from __future__ import annotations
 
-import platform
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,8 +21,9 @@ from kseries.core.git import resolve_commit
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.report import Check, Stage, stopwatch, worst
 from kseries.kernel import kvm
-from kseries.kernel.arches import arch_of_host, get_arch, require_arch_program
+from kseries.kernel.arches import get_arch, require_arch_program
 from kseries.kernel.qemu import (
+    MACHINES,
     Guest,
     Machine,
     Timeouts,
@@ -35,7 +35,9 @@ from kseries.kernel.qemu import (
 from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest.checks import KernelResult, checks_for, side_by_side, spans
 from kseries.stages.vmtest.guest import (
+    NOT_ON_ARCH,
     VmOptions,
+    arch_scenarios,
     kernel_cmdline,
     pack_initramfs,
     run_kernel,
@@ -86,13 +88,23 @@ class Outcome:
 # -- the guest ------------------------------------------------------------------------------
 
 
+# Arches with no guest here, and why: their coverage is KUnit's.
+NO_GUEST = {
+    "powerpc": "no virtio-mem in Linux 6.12 (VIRTIO_MEM depends on X86_64 || ARM64 || RISCV, "
+               "drivers/virtio/Kconfig); the KUnit suite covers powerpc, its kexec_file hole "
+               "search included",
+    "s390": "no virtio-mem in Linux 6.12 (VIRTIO_MEM depends on X86_64 || ARM64 || RISCV, "
+            "drivers/virtio/Kconfig); the KUnit suite covers s390",
+}
+
+
 def userspace_problem(arch: str) -> str | None:
-    """Why the host's busybox/kexec-tools/bash cannot run in an ARCH guest, if they cannot."""
-    host = arch_of_host(platform.machine())
-    if host is None or host.name != arch:
-        return (f"the guest needs {arch} builds of busybox-static, kexec-tools and bash; this "
-                f"{platform.machine()} host has only its own (Debian multiarch :{arch} "
-                "packages would be needed)")
+    """Why no vmtest guest runs for ARCH, if none does. A guest of another arch than the
+    host's gets Debian's packages of its arch (userland.py)."""
+    if arch in NO_GUEST:
+        return NO_GUEST[arch]
+    if arch not in MACHINES:
+        return f"no vmtest guest is described for {arch} (kernel/arches.toml)"
     return None
 
 
@@ -144,6 +156,9 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     builds, base_error = build_pair(applied.worktree, cache, m, base, applied.head, logs)
     notes = [Check(name="base kernel", status="warn",
                    summary=f"{base_error}; no comparison")] if base_error else []
+    notes += [Check(name=f"{opts.arch}.{name}", status="skip", summary=why, arch=opts.arch)
+              for name, why in NOT_ON_ARCH.get(opts.arch, {}).items()
+              if name in {sc.name for sc in selected_scenarios(opts.scenarios)}]
     bad = [b for b in builds if b.problems]
     if bad:
         return Outcome(opts.arch, "none", "", tuple(builds), (), logs, tuple(notes) + tuple(
@@ -155,7 +170,7 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     accel, note = choose_accel(cache, m, series_build, initrds["series"], opts, logs)
     results = []
     for build in reversed(builds):  # the series first: its result matters most
-        for scenario in selected_scenarios(opts.scenarios):
+        for scenario in arch_scenarios(opts.arch, opts.scenarios):
             where = logs / build.label / scenario.name
             results.append(run_kernel(build, initrds[build.label], m, opts, accel, where,
                                       scenario))
@@ -276,20 +291,47 @@ def addresses(result: KernelResult) -> dict[str, dict[str, list[str]]]:
 def skipped_stage(arch: str) -> Stage:
     """The stage for an arch this host cannot run a guest for, with QEMU's view of it."""
     with stopwatch() as took:
-        check = arch_check(arch)
+        problem = userspace_problem(arch)
+        check = (arch_check(arch) if arch in MACHINES and problem is None else
+                 Check(name=f"{arch} guest", status="skip", summary=str(problem)))
     return Stage(name="vmtest", status="skip", summary=check.summary, duration_s=took[0],
                  checks=(check,),
                  data={"arch": arch})
 
 
 def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Stage:
+    """OPTS.arch with everything asked for, then each of OPTS.more_arches (the series only:
+    no base, mutants or commits), as one stage; the arches without a guest as reasoned
+    skips."""
     if userspace_problem(opts.arch) is not None:
         return skipped_stage(opts.arch)
+    stages = []
     with stopwatch() as took:
-        outcome = run_vmtest(cache, applied, opts, out)
-        if opts.arch == "x86_64":
-            outcome = replace(outcome, other_arches=(arch_check("arm64"),))
-    return stage_from(outcome, took[0])
+        skips = tuple(Check(name=f"{a} guest", status="skip", summary=why, arch=a)
+                      for a, why in NO_GUEST.items())
+        outcome = replace(run_vmtest(cache, applied, opts, out), other_arches=skips)
+        stages.append(stage_from(outcome, 0.0))
+        for arch in opts.more_arches:
+            more = replace(opts, arch=arch, base=False, mutants=False, every_commit=False,
+                           more_arches=())
+            stages.append(stage_from(run_vmtest(cache, applied, more, out), 0.0))
+    return merge_arches(stages, took[0])
+
+
+def merge_arches(stages: list[Stage], took: float) -> Stage:
+    """One stage from one per arch: every check (the second arch's guest-health checks
+    named after it), the first arch's data on top and every arch's under "arches"."""
+    first, rest = stages[0], stages[1:]
+    checks = list(first.checks)
+    for stage in rest:
+        arch = str(stage.data.get("arch"))
+        checks += [c if c.name.startswith(f"{arch}.") else replace(c, name=f"{arch}: {c.name}")
+                   for c in stage.checks]
+    data = dict(first.data)
+    data["arches"] = {str(s.data.get("arch")): s.data for s in stages}
+    summary = "; ".join([first.summary] + [s.summary for s in rest])
+    return replace(first, status=worst([s.status for s in stages]), summary=summary,
+                   duration_s=took, checks=tuple(checks), data=data)
 
 
 # -- interface: verify stage, subcommand ----------------------------------------------------
@@ -314,6 +356,7 @@ STAGE: StageDef[VmOptions] = StageDef(
     # A guest arch this host cannot run is a reasoned skip that needs no tree at all.
     needs=lambda o: () if userspace_problem(o.arch) is not None else ("apply",),
     tools=lambda o: () if userspace_problem(o.arch) is not None else (
-        "make", "ccache", "qemu-system-x86_64", "busybox", "kexec"),
+        "make", "ccache", machine(o.arch).qemu, "busybox", "kexec", "makedumpfile",
+        *(machine(a).qemu for a in o.more_arches)),
     render=render)
 

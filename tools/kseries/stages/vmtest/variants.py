@@ -16,7 +16,7 @@ from kseries.core.report import Check
 from kseries.kernel.qemu import Machine
 from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest.checks import KernelResult, checks_for
-from kseries.stages.vmtest.guest import VmOptions, pack_initramfs, run_kernel, selected_scenarios
+from kseries.stages.vmtest.guest import VmOptions, arch_scenarios, pack_initramfs, run_kernel
 from kseries.stages.vmtest.kernel import build_kernel
 from kseries.stages.vmtest.mutants import Mutant, MutantRun, load_mutants, mutant_commit
 
@@ -48,7 +48,7 @@ def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, 
                 continue
             initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
             statuses: dict[str, str] = {}
-            for scenario in selected_scenarios(mutant.scenarios):
+            for scenario in arch_scenarios(opts.arch, mutant.scenarios):
                 result = run_kernel(build, initrd, m, quick, accel, where / scenario.name,
                                     scenario)
                 statuses.update({c.name: c.status for c in checks_for(result, None)
@@ -88,7 +88,7 @@ def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOpti
             initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
             results = tuple(run_kernel(build, initrd, m, opts, accel,
                                        logs / label / scenario.name, scenario)
-                            for scenario in selected_scenarios(opts.scenarios))
+                            for scenario in arch_scenarios(opts.arch, opts.scenarios))
             runs.append(CommitRun(patch.index, patch.subject, patch.commit, results))
     finally:
         force_checkout(applied.worktree, applied.head)
