@@ -31,6 +31,9 @@ SAMPLES: list[tuple[str, Any]] = [
     ("vmtest", VmOptions(base=False, accel="tcg", timeout_s=90.5,
                          phases=(("boot", 128), ("grow", 384)))),
     ("vmtest", VmOptions()),
+    ("vmtest", VmOptions(mutants=True, only_mutants=("warn-at-probe",), every_commit=True,
+                         scenarios=("kexec", "control"), more_arches=("arm64",))),
+    ("vmtest", VmOptions(arch="arm64", scenarios=("kdump_file",))),
 ]
 
 

@@ -31,6 +31,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="also build and run every mutant kernel of "
                              "kernel-overlay/vmtest/mutants/ (verify does): each check must "
                              "fail with the mutant that names it")
+    parser.add_argument("--also-arch", dest="more_arches", action="append",
+                        choices=tuple(MACHINES), metavar="ARCH",
+                        help="after --arch, also boot the series on this arch (repeatable; "
+                             "verify adds arm64)")
     parser.add_argument("--every-commit", action="store_true",
                         help="also boot every commit of the series, not only the head (a "
                              "runtime bisect; verify does)")
@@ -63,6 +67,7 @@ def options_from(args: argparse.Namespace) -> VmOptions:
                      mutants=args.mutants or bool(args.only_mutants),
                      only_mutants=tuple(args.only_mutants or ()),
                      every_commit=args.every_commit,
+                     more_arches=tuple(a for a in args.more_arches or () if a != args.arch),
                      scenarios=tuple(args.scenarios or ()))
 
 
@@ -80,13 +85,19 @@ def options_to_args(options: VmOptions) -> list[str]:
     args += ["--mutants"] if options.mutants else []
     args += [f"--mutant={name}" for name in options.only_mutants]
     args += ["--every-commit"] if options.every_commit else []
+    args += [f"--also-arch={arch}" for arch in options.more_arches]
     return args
 
 
+GUEST_ARCHES = ("x86_64", "arm64")  # verify boots both, x86_64 with everything
+
+
 def verify_options(_ctx: Context, arches: tuple[str, ...] | None) -> VmOptions:
-    """verify also runs the mutants (its report says which check each one kills) and boots
-    every commit of the series."""
-    if arches is not None and "x86_64" not in arches:
-        return VmOptions(arch=arches[0] if arches[0] == "arm64" else "x86_64", mutants=True,
-                         every_commit=True)
-    return VmOptions(mutants=True, every_commit=True)
+    """verify boots every guest arch asked for (default both), the first with the base side
+    by side, the mutants (its report says which check each one kills) and every commit of
+    the series; an arch list without a guest arch gives its reasoned skip."""
+    guests = [a for a in GUEST_ARCHES if arches is None or a in arches]
+    if not guests:
+        return VmOptions(arch=(arches or GUEST_ARCHES)[0])
+    return VmOptions(arch=guests[0], more_arches=tuple(guests[1:]), mutants=True,
+                     every_commit=True)
