@@ -11,18 +11,24 @@ from kseries.core.report import stopwatch
 from kseries.kernel.qemu import machine
 from kseries.kernel.tree import Tree
 from kseries.series.apply import ensure_worktree, worktree_path
-from kseries.stages.vmtest.guest import SCENARIOS, VmOptions, pack_initramfs, run_kernel
+from kseries.stages.vmtest.guest import VmOptions, arch_scenarios, pack_initramfs, run_kernel
 from kseries.stages.vmtest.kernel import build_kernel, cached_kernel
 
-TARGET_S = 60.0
+# issue 15: every scenario (both reboots, all dumps) warm under TCG: x86_64 in 60 s, arm64
+# (emulated on this x86 host, no crash_hotplug in 6.12) in 180 s
+TARGET_S = {"x86_64": 60.0, "arm64": 180.0}
 
 
 def bench_vmtest(ctx: Context) -> dict[str, Any]:
-    """Boot-to-result time of each scenario (TCG) on the tree's base kernel (built once, then
-    taken from the image cache; the scratch worktree is only touched to build it)."""
+    """Per guest arch, the boot-to-result time of each scenario (TCG) on the tree's base
+    kernel (built once, then taken from the image cache), and their sum against the target."""
+    return {arch: bench_arch(ctx, arch) for arch in TARGET_S}
+
+
+def bench_arch(ctx: Context, arch: str) -> dict[str, Any]:
     tree: Tree = ctx.tree()
-    m = machine("x86_64")
-    logs = ctx.cache / "vm" / "bench"
+    m = machine(arch)
+    logs = ctx.cache / "vm" / "bench" / arch
     with stopwatch() as build_took:
         build = cached_kernel(ctx.cache, m, "base", tree.base_commit)
         if build is None:
@@ -30,22 +36,21 @@ def bench_vmtest(ctx: Context) -> dict[str, Any]:
             build = build_kernel(worktree, ctx.cache, m, "base", tree.base_commit,
                                  logs / "build.log")
     if build.problems:
-        raise KseriesError(f"vm kernel config: {build.problems[0]}")
-    initrd = pack_initramfs(tree.path, ctx.cache, build, "x86_64")
-    opts = VmOptions(accel="tcg", base=False)
+        raise KseriesError(f"{arch} vm kernel config: {build.problems[0]}")
+    initrd = pack_initramfs(tree.path, ctx.cache, build, arch)
+    opts = VmOptions(arch=arch, accel="tcg", base=False)
     figures: dict[str, Any] = {"accel": "tcg", "kernel_cached": build.cached,
                                "kernel_build_s": build_took[0]}
     total = 0.0
-    for scenario in SCENARIOS:
+    for scenario in arch_scenarios(arch, ()):
         result = run_kernel(build, initrd, m, opts, "tcg", logs / scenario.name, scenario)
         status, summary = result.health()
         if status != "pass" or result.guest is None or result.ktap is None:
-            raise KseriesError(f"bench guest run {scenario.name} failed: {summary} "
+            raise KseriesError(f"bench {arch} guest run {scenario.name} failed: {summary} "
                                f"(logs: {logs / scenario.name})")
         figures[f"{scenario.name}_s"] = result.guest.duration_s
         figures[f"{scenario.name}_results"] = len(result.ktap.results)
         total += result.guest.duration_s
-    # issue 15: every scenario (both reboots, all three dumps) under 60 s warm under TCG
     figures["all_scenarios_s"] = round(total, 1)
-    figures["all_scenarios_vs_60s_target"] = round(total / TARGET_S, 2)
+    figures[f"all_scenarios_vs_{TARGET_S[arch]:.0f}s_target"] = round(total / TARGET_S[arch], 2)
     return figures

@@ -221,6 +221,7 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
     for series, base in pairs:
         checks += checks_for(series, base, outcome.arch)
     checks += commit_checks(outcome.arch, outcome.commit_runs)
+    checks += outcome.other_arches  # the reasoned skips of arches without a guest
     if outcome.mutant_runs:
         prefix = f"{outcome.arch}."
         series_statuses = {c.name.removeprefix(prefix): c.status for c in checks
