@@ -58,9 +58,12 @@ def test_guest_machines_come_from_the_registry() -> None:
     assert (x86.qemu, x86.machine_args, x86.console, x86.kernel_image) == (
         "qemu-system-x86_64", ("-M", "pc"), "ttyS0", "arch/x86/boot/bzImage")
     assert (arm.qemu, arm.machine_args, arm.console, arm.kernel_image) == (
-        "qemu-system-aarch64", ("-M", "virt", "-cpu", "max"), "ttyAMA0",
+        "qemu-system-aarch64", ("-M", "virt", "-cpu", "max,pauth-impdef=on"), "ttyAMA0",
         "arch/arm64/boot/Image")
     assert {m.memory_device for m in MACHINES.values()} == {"virtio-mem-pci"}
+    # -M virt has one UART: arm64 results go to a virtio console; Debian names the arches
+    assert (x86.results_port, arm.results_port) == ("ttyS1", "hvc0")
+    assert (x86.debian_arch, arm.debian_arch) == ("amd64", "arm64")
 
 
 def test_virtio_mem_arches_match_the_kconfig_fragment() -> None:

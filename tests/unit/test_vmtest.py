@@ -321,3 +321,13 @@ def test_arches_without_virtio_mem_are_reasoned_skips() -> None:
 def test_bad_phases_is_one_line_error(tmp_path: Path) -> None:
     result = vmtest_cli("--phases", "grow:512", "--out", tmp_path)
     assert_one_line_error(result, "--phases", "the first phase must be 'boot'")
+
+
+def test_arm64_results_go_to_a_virtio_console(tmp_path: Path) -> None:
+    m = machine("arm64")
+    guest = Guest(m, tmp_path / "Image", tmp_path / "initrd", kernel_cmdline(m, VmOptions()))
+    cmd = qemu_command(guest, tmp_path / "c", tmp_path / "r", tmp_path / "q")
+    assert cmd.count("-serial") == 1  # the console; -M virt has no second UART
+    assert f"file,id=vmtest-results,path={tmp_path / 'r'}" in cmd
+    assert "virtconsole,chardev=vmtest-results" in cmd
+    assert "vmtest.results=hvc0" in cmd[cmd.index("-append") + 1]
