@@ -695,7 +695,7 @@ fail_rest() { # REASON: the plan's remaining results, failed, then stop
 	echo "# $1"
 	while [ "$test_number" -lt "$PLAN" ]; do
 		test_number=$((test_number + 1))
-		echo "not ok $test_number chain_broken # $1"
+		echo "not ok $test_number chain_broken.result_$test_number # $1"
 	done
 	failed=1
 }

@@ -310,3 +310,17 @@ def test_known_user_space_limits_warn_instead_of_failing() -> None:
     assert warned.status == "warn" and warned.summary.startswith("known limitation")
     passing = compare("x", parsed.results[0], None, parsed)
     assert as_known(passing, "kexec-tools") == passing  # a pass stays a pass
+
+
+def test_a_broken_chain_fails_every_result_still_planned(tmp_path: Path) -> None:
+    out = shell_with_cmdline("PLAN=5 test_number=3 failed=0\n"
+                             "fail_rest 'kexec_load_reboot: kexec -e returned: EINVAL'\n"
+                             "echo failed=$failed", tmp_path)
+    assert out.splitlines() == [
+        "# kexec_load_reboot: kexec -e returned: EINVAL",
+        "not ok 4 chain_broken.result_4 # kexec_load_reboot: kexec -e returned: EINVAL",
+        "not ok 5 chain_broken.result_5 # kexec_load_reboot: kexec -e returned: EINVAL",
+        "failed=1"]
+    parsed = ktap.parse("TAP version 13\n1..5\nok 1 a\nok 2 b\nok 3 c\n" + "\n".join(
+        out.splitlines()[1:3]) + "\n")
+    assert parsed.complete and [r.outcome for r in parsed.results][3:] == ["fail", "fail"]

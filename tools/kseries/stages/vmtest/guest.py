@@ -47,6 +47,7 @@ KDUMP_MIB = 200
 HOTPLUG_SIZES = (456, 328)  # crash_hotplug: grow, then shrink, after the capture kernel loads
 CRASHKERNEL = "192M"  # the capture kernel, its initramfs and makedumpfile's dump under TCG
 
+
 @dataclass(frozen=True)
 class VmOptions:
     arch: str = "x86_64"
