@@ -569,7 +569,7 @@ check_boot_memmap() {
 	boot_ram > $W/boot_ram
 	emit range boot_memmap $W/boot_ram
 	if [ ! -s $W/boot_ram ]; then
-		echo "this kernel logged no e820 RAM and has no firmware memmap RAM"
+		echo "found no boot RAM (e820 log, firmware memmap, device tree, memblock)"
 		return $KSFT_FAIL
 	fi
 	overlaps $W/boot_ram $W/virtio_mem > $W/bad
