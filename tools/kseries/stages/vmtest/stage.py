@@ -171,6 +171,8 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     results = []
     for build in reversed(builds):  # the series first: its result matters most
         for scenario in arch_scenarios(opts.arch, opts.scenarios):
+            if build.label == "base" and not scenario.with_base:
+                continue
             where = logs / build.label / scenario.name
             results.append(run_kernel(build, initrds[build.label], m, opts, accel, where,
                                       scenario))
