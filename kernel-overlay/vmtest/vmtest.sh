@@ -141,6 +141,12 @@ overlaps() { # FILE_A FILE_B: every pair of overlapping ranges, one per line
 	done < "$1"
 }
 
+disjoint() { # FILE REFERENCE: print what of FILE overlaps REFERENCE; true if nothing
+	overlaps "$1" "$2" > $W/bad
+	cat $W/bad
+	[ ! -s $W/bad ]
+}
+
 uncovered() { # START END FILE: the first address of START..END no range covers
 	cur=$((0x$1))
 	sort "$3" > $W/sorted
@@ -316,9 +322,7 @@ check_memmap() {
 			return $KSFT_FAIL
 		fi
 		need_virtio_mem || return
-		overlaps $W/memblock $W/virtio_mem > $W/bad
-		cat $W/bad
-		[ ! -s $W/bad ]
+		disjoint $W/memblock $W/virtio_mem
 		return
 	fi
 	if [ ! -d $MEMMAP ]; then
@@ -328,9 +332,7 @@ check_memmap() {
 	firmware_memmap > $W/memmap
 	emit range memmap $W/memmap
 	need_virtio_mem || return
-	overlaps $W/memmap $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/memmap $W/virtio_mem
 }
 
 kexec_load() { # kexec -l through kexec_load(), debug output to $W/kexec_load.out
@@ -354,9 +356,7 @@ check_kexec_load_segments() {
 		return $KSFT_FAIL
 	fi
 	need_virtio_mem || return
-	overlaps $W/segments $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/segments $W/virtio_mem
 }
 
 check_kexec_load_memmap() {
@@ -375,9 +375,7 @@ check_kexec_load_memmap() {
 		return $KSFT_FAIL
 	fi
 	need_virtio_mem || return
-	overlaps $W/e820 $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/e820 $W/virtio_mem
 }
 
 check_kexec_file_segments() { # PHASE
@@ -395,9 +393,7 @@ check_kexec_file_segments() { # PHASE
 		return $KSFT_FAIL
 	fi
 	need_virtio_mem || return
-	overlaps $W/segments $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/segments $W/virtio_mem
 }
 
 check_kdump() { # [CMDLINE]: with one, the capture kernel stays loaded
@@ -572,19 +568,15 @@ check_boot_memmap() {
 		echo "found no boot RAM (e820 log, firmware memmap, device tree, memblock)"
 		return $KSFT_FAIL
 	fi
-	overlaps $W/boot_ram $W/virtio_mem > $W/bad
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/boot_ram $W/virtio_mem
 }
 
 check_no_plain_ram() {
 	device_region > $W/virtio_mem || { echo "no virtio-mem device region known"; return $KSFT_FAIL; }
 	emit range virtio_mem $W/virtio_mem
 	iomem_ranges "System RAM" > $W/ram
-	overlaps $W/ram $W/virtio_mem > $W/bad
 	emit range iomem_system_ram $W/ram
-	cat $W/bad
-	[ ! -s $W/bad ]
+	disjoint $W/ram $W/virtio_mem
 }
 
 offline_blocks() { # RANGE_FILE: memory blocks inside the ranges that are not online
