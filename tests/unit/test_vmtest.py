@@ -331,3 +331,9 @@ def test_arm64_results_go_to_a_virtio_console(tmp_path: Path) -> None:
     assert f"file,id=vmtest-results,path={tmp_path / 'r'}" in cmd
     assert "virtconsole,chardev=vmtest-results" in cmd
     assert "vmtest.results=hvc0" in cmd[cmd.index("-append") + 1]
+
+
+def test_unknown_mutant_is_one_line_error_before_anything_runs(tmp_path: Path) -> None:
+    result = vmtest_cli("--mutant", "no-such-mutant", "--out", tmp_path)
+    assert_one_line_error(result, "unknown mutant no-such-mutant", "warn-at-probe")
+    assert not (tmp_path / "report.json").exists()  # refused at the command line

@@ -9,6 +9,7 @@ from kseries.core.context import Context
 from kseries.core.errors import KseriesError
 from kseries.kernel.qemu import MACHINES
 from kseries.stages.vmtest.guest import DEFAULT_PHASES, SCENARIOS, VmOptions
+from kseries.stages.vmtest.variants import selected_mutants
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,7 @@ def parse_phases(text: str | None) -> tuple[tuple[str, int], ...]:
 
 
 def options_from(args: argparse.Namespace) -> VmOptions:
+    selected_mutants(tuple(args.only_mutants or ()))  # an unknown name fails here, not late
     return VmOptions(arch=args.arch, base=args.base, keep=args.keep, accel=args.accel,
                      timeout_s=args.timeout, phases=parse_phases(args.phases),
                      mutants=args.mutants or bool(args.only_mutants),
