@@ -3,13 +3,16 @@ the suite: on x86_64 at the base, at every patch and at the head (--every-commit
 
 The base and the patches before the suite's own get the suite's diff plus the shim
 (kernel-overlay/base); the fixture's runs share <cache>/build/kunit-x86_64 with
-test_kunit_real.py (v2), so only files that differ between the commits are recompiled.
+the other KUnit users, so only files that differ between the commits are recompiled (the
+base and patch 2, which changes include/linux/memory_hotplug.h, are full compiles cold).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from kseries.core.context import Options, make_context
 from kseries.kernel.tree import Tree
 from kseries.series.config import load_series
 from kseries.stages.kunit import stage as kunit
-from kseries.stages.kunit.results import case_names
+from kseries.stages.kunit.results import case_names, parse_json
 from kseries.stages.kunit.suite import SUITE_SOURCE
 from tests.conftest import git
 
@@ -40,6 +43,7 @@ FIXED_BY = {"2": ["dm_flag_rejected_by_add_memory", "resource_inconsistent_rejec
 class Outcome:
     exit_code: int
     stage: dict[str, Any]
+    out: Path
 
     def runs(self) -> list[dict[str, Any]]:
         return list(self.stage["data"]["runs"])
@@ -59,7 +63,7 @@ def outcome(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> Outcom
     code = run_stage_command(ctx, kunit.STAGE, options)
     [stage] = [s for s in json.loads((out / "report.json").read_text())["stages"]
                if s["name"] == "kunit"]
-    return Outcome(code, stage)
+    return Outcome(code, stage, out)
 
 
 def test_the_suite_comes_from_the_series_and_every_case_passes_at_the_head(
@@ -95,3 +99,31 @@ def test_the_per_patch_check_names_the_patch_that_fixes_each_case(outcome: Outco
     assert bites["status"] == "pass"
     assert bites["summary"] == ("without the series 2 of 14 cases fail: "
                                 "dm_flag_rejected_by_add_memory, resource_inconsistent_rejected")
+
+
+def test_report_holds_a_check_per_case_and_the_logs(outcome: Outcome) -> None:
+    names = {c["name"] for c in outcome.stage["checks"]}
+    assert f"x86_64: {SUITE}.dm_flag_resource_and_removal" in names
+    logs = outcome.out / "kunit"
+    assert (logs / "series-x86_64.json").is_file() and (logs / "base-x86_64.log").is_file()
+    assert "Linux version" in (logs / "series-x86_64.console.log").read_text()
+
+
+def test_worktree_is_back_at_the_head_without_the_laid_suite(outcome: Outcome) -> None:
+    worktree = Path(outcome.stage["data"]["worktree"])
+    assert git(worktree, "rev-parse", "HEAD") == outcome.stage["data"]["head"]
+    assert git(worktree, "status", "--porcelain") == ""
+
+
+def test_kunit_py_parses_the_console_log_as_we_do(outcome: Outcome, real_tree: Tree,
+                                                  tmp_path: Path) -> None:
+    """The tree's own kunit.py parser gives the same status per case as our report, at the
+    base (failures) and at the head (passes and skips)."""
+    for run in (r for r in outcome.runs() if r["variant"] in ("base", "series")):
+        parsed = tmp_path / f"{run['variant']}.json"
+        subprocess.run([sys.executable, str(real_tree.path / kunit.KUNIT_PY), "parse",
+                        f"--json={parsed}", run["console_log"]], capture_output=True,
+                       check=False)
+        theirs = {(s, n): st for s, n, st in parse_json(parsed.read_text())}
+        ours = {(c["suite"], c["name"]): c["status"] for c in run["cases"]}
+        assert theirs == ours, run["variant"]
