@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from kseries.core.errors import KseriesError
 from kseries.series.revisions import parse_range_diff, record_revision
 from tests.conftest import ROOT, assert_one_line_error, git, run_cli
 
@@ -140,3 +142,27 @@ def test_record_revision_keeps_old_ones(tmp_path: Path) -> None:
     text = series.read_text()
     assert '[revisions.v2]\nmbox = "v2.mbx"\n\n[revisions.v3]\nmbox = "v3.mbx"\n' in text
     assert 'current = "v3"' in text
+
+
+def test_record_revision_keeps_comments_and_any_layout(tmp_path: Path) -> None:
+    """No exact layout is needed: inline tables, comments, other keys all survive."""
+    series = tmp_path / "series.toml"
+    series.write_text('# top comment\n[series]\nname = "x"  # the name\ncurrent = "v1"\n\n'
+                      '[revisions]\nv1 = { mbox = "v1.mbx" }  # first\n\n[base]\nversion = "1"\n')
+    record_revision(series, "v2", "v2.mbx")
+    text = series.read_text()
+    assert "# top comment" in text and "# the name" in text and "# first" in text
+    data = tomllib.loads(text)
+    assert data["series"]["current"] == "v2"
+    assert data["revisions"] == {"v1": {"mbox": "v1.mbx"}, "v2": {"mbox": "v2.mbx"}}
+    assert data["base"] == {"version": "1"}
+
+
+def test_record_revision_on_broken_toml_is_one_clear_error(tmp_path: Path) -> None:
+    series = tmp_path / "series.toml"
+    series.write_text("[series\n")
+    with pytest.raises(KseriesError, match=r"is not valid TOML .*fix it and retry"):
+        record_revision(series, "v2", "v2.mbx")
+    series.write_text('[base]\nversion = "1"\n')
+    with pytest.raises(KseriesError, match=r"has no \[series\] table"):
+        record_revision(series, "v2", "v2.mbx")

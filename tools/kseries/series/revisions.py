@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
 from kseries.core import git as g
 from kseries.core.errors import KseriesError
 from kseries.kernel.tree import Tree
@@ -143,19 +146,28 @@ def add_trailer_after_base(mbox: str, trailer: str) -> str:
 
 
 def record_revision(series_file: Path, revision: str, mbox_name: str) -> None:
-    """Add [revisions.vN] to series.toml (keeping the old ones) and make it current."""
-    text = series_file.read_text()
-    if f"[revisions.{revision}]" not in text:
-        blocks = list(re.finditer(r"^\[revisions\.v\d+\]\nmbox = \"[^\"]+\"\n", text, re.MULTILINE))
-        if not blocks:
-            raise KseriesError(f"{series_file} has no [revisions.vN] table to extend")
-        end = blocks[-1].end()
-        text = text[:end] + f"\n[revisions.{revision}]\nmbox = \"{mbox_name}\"\n" + text[end:]
-    text, found = re.subn(r'^current = "v\d+"$', f'current = "{revision}"', text, count=1,
-                          flags=re.MULTILINE)
-    if not found:
-        raise KseriesError(f"{series_file} has no 'current = \"vN\"' line in [series]")
-    series_file.write_text(text)
+    """Add [revisions.vN] to series.toml (keeping the old ones) and make it current.
+
+    tomlkit edits the document in place: comments, order and layout survive, whatever
+    the file looks like, and the old revisions' tables are left as they are.
+    """
+    try:
+        document = tomlkit.parse(series_file.read_text())
+    except TOMLKitError as err:
+        raise KseriesError(f"{series_file} is not valid TOML ({err}); fix it and retry") from err
+    series = document.get("series")
+    if not isinstance(series, dict):
+        raise KseriesError(f"{series_file} has no [series] table; add one with current = \"vN\"")
+    revisions = document.get("revisions")
+    if revisions is None:
+        revisions = tomlkit.table(is_super_table=True)
+        document["revisions"] = revisions
+    if revision not in revisions:
+        entry = tomlkit.table()
+        entry["mbox"] = mbox_name
+        revisions[revision] = entry
+    series["current"] = revision
+    series_file.write_text(tomlkit.dumps(document))
 
 
 KIND_OF_MARK: dict[str, ChangeKind] = {"=": "unchanged", "!": "changed", "<": "dropped",
