@@ -165,7 +165,8 @@ def test_series_builds_everywhere_bisectable_without_new_warnings(real_tree: Tre
         assert check(stage, f"{arch} patch-4")["data"]["new_warnings"] == []
         metadata = json.loads((tmp_path / "build" / arch / "metadata.json").read_text())
         assert metadata["results"]["status"] == "PASS"
-        assert "gcc" in metadata["toolchain"]["version"]
+        assert "gcc" in metadata["compiler"]["version_full"]
+        assert metadata["build"]["config"] == "config"
         assert "CONFIG_MEMORY_HOTPLUG=y" in (tmp_path / "build" / arch / "config").read_text()
     assert check(stage, "x86_64 sparse")["status"] == "pass"
     assert_callers_converted_with_their_arches(tmp_path)

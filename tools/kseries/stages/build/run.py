@@ -9,6 +9,7 @@ from kseries.series.apply import ApplyResult, checkout, ensure_worktree
 from kseries.stages.build.coverage import configure
 from kseries.stages.build.execute import KBUILD_FILES_RE, ArchRun, BaseCache, base_key, execute
 from kseries.stages.build.make import ResultCache
+from kseries.stages.build.metadata import ccache_counts
 from kseries.stages.build.options import BuildOptions
 from kseries.stages.build.plan import make_plan
 from kseries.stages.build.summary import summarise
@@ -16,6 +17,7 @@ from kseries.stages.build.summary import summarise
 
 def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOptions) -> Stage:
     """Configure, plan, build (base, per patch, head, sparse) and report, as one Stage."""
+    ccache_before = ccache_counts()
     with stopwatch() as took:
         worktree = applied.worktree
         ensure_worktree(tree, worktree, applied.head)
@@ -35,4 +37,4 @@ def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOpti
             for arch_run in runs:
                 arch_run.cache.save()
                 arch_run.results.save()
-    return summarise(ctx, applied, plan, runs, options, took[0])
+    return summarise(ctx, applied, plan, runs, options, took[0], ccache_before)

@@ -1,16 +1,16 @@
 """The build stage's result: its checks as one Stage, with the plan, the coverage matrix and
-which objects include each touched header as data, and tuxmake-like metadata.json per arch."""
+which objects include each touched header as data, and tuxmake's metadata.json per arch
+(metadata.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from kseries.core.context import Context
-from kseries.core.report import Check, Stage, stage_from_checks, worst
+from kseries.core.report import Check, Stage, stage_from_checks
 from kseries.kernel.arches import ARCHES
 from kseries.kernel.kwarn import errors_only, warnings_only
 from kseries.series.apply import ApplyResult
@@ -25,12 +25,14 @@ from kseries.stages.build.checks import (
     step_check,
 )
 from kseries.stages.build.execute import ArchRun, object_deps
+from kseries.stages.build.metadata import run_facts, write_metadata
 from kseries.stages.build.options import BuildOptions
 from kseries.stages.build.plan import Plan
 
 
 def summarise(ctx: Context, applied: ApplyResult, plan: Plan, runs: Sequence[ArchRun],
-              options: BuildOptions, duration: float) -> Stage:
+              options: BuildOptions, duration: float,
+              ccache_before: Mapping[str, int] | None = None) -> Stage:
     checks: list[Check] = []
     subjects = {f"patch-{p.index}": f"patch {p.index}/{len(applied.patches)} '{p.subject}'"
                 for p in applied.patches}
@@ -62,8 +64,9 @@ def summarise(ctx: Context, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
         "coverage": coverage, "arches": {r.setup.arch.name: arch_data(r) for r in runs},
         "first_bad": first_bad,
     }
+    facts = run_facts(ctx, applied, ccache_before)
     for arch_run in runs:
-        write_metadata(arch_run, applied, checks)
+        write_metadata(arch_run, checks, facts)
     stage = stage_from_checks("build", checks, duration, data=data,
                               reproducer=f"kseries build --arch "
                                          f"{' --arch '.join(r.setup.arch.name for r in runs)}")
@@ -107,33 +110,3 @@ def arch_data(arch_run: ArchRun) -> dict[str, Any]:
                    "warnings": len(warnings_only(r.diagnostics)),
                    "errors": len(errors_only(r.diagnostics))} for r in arch_run.steps],
     }
-
-
-def write_metadata(arch_run: ArchRun, applied: ApplyResult, checks: Sequence[Check]) -> Path:
-    """<out>/build/<arch>/metadata.json, modelled on tuxmake's."""
-    setup = arch_run.setup
-    mine = [c for c in checks if c.name.startswith(f"{setup.arch.name} ")]
-    targets = {c.name.split(" ", 1)[1]: {"status": c.status.upper(), "duration": c.duration_s,
-                                         "log": c.log} for c in mine}
-    warnings = sum(len(warnings_only(r.diagnostics)) for r in arch_run.steps)
-    errors = sum(len(errors_only(r.diagnostics)) for r in arch_run.steps)
-    status = worst([c.status for c in mine])
-    metadata = {
-        "build": {"target_arch": setup.arch.name, "kernel_arch": setup.arch.kernel_arch,
-                  "toolchain": "gcc", "cross_compile": setup.arch.cross_compile,
-                  "kconfig": setup.arch.defconfig,
-                  "kconfig_add": [str(f) for f in setup.fragments], "make_variables":
-                      {"W": "1"}, "build_dir": str(setup.build_dir),
-                  "base": applied.base, "head": applied.head},
-        "toolchain": {"version": setup.toolchain},
-        "results": {"status": "FAIL" if status == "fail" else "PASS", "targets": targets,
-                    "warnings": warnings, "errors": errors,
-                    "duration": {"build": round(sum(c.duration_s for c in mine), 3)}},
-        "objects": {o: {r.step: ("FAIL" if o in r.failed else "PASS")
-                        for r in arch_run.steps if o in r.objects}
-                    for o in setup.objects},
-        "config": str(setup.out_dir / "config"),
-    }
-    path = setup.out_dir / "metadata.json"
-    path.write_text(json.dumps(metadata, indent=2) + "\n")
-    return path
