@@ -12,11 +12,13 @@ from kseries.kernel.kconfig import (
     FRAGMENTS_DIR,
     MISSING,
     KconfigTree,
+    LazyKconfig,
     build_fragments,
     fragment_arches,
     fragment_needs,
     merge_config,
     merge_fragments,
+    problems_in,
     read_config_values,
     read_fragment,
     validate_config,
@@ -32,15 +34,46 @@ def test_config_values_read_set_and_unset_lines() -> None:
     assert read_config_values(text) == {"A": "y", "B": "n", "C": '"x y"', "D": "0x10"}
 
 
-def test_merge_fragments_replaces_and_appends_last_one_wins(tmp_path: Path) -> None:
+def test_merge_fragments_replaces_and_appends_last_one_wins(real_tree: Tree,
+                                                            tmp_path: Path) -> None:
+    """The tree's own merge_config.sh does the merging; nothing is left in its directory."""
     config = tmp_path / ".config"
     config.write_text("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\n")
     one, two = tmp_path / "one.config", tmp_path / "two.config"
     one.write_text("CONFIG_B=y\nCONFIG_D=y\n")
     two.write_text("# CONFIG_A is not set\nCONFIG_D=m\n")
-    merge_fragments(config, [one, two])
+    log = merge_fragments(real_tree.path, config, [one, two])
     assert read_config_values(config.read_text()) == {"A": "n", "B": "y", "C": "m", "D": "m"}
     assert config.read_text().count("CONFIG_D") == 1
+    assert "merge_config.sh -m" in log and "Value of CONFIG_D is redefined" in log
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".config", "one.config", "two.config"]
+
+
+def test_a_tree_without_merge_config_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / ".config"
+    config.write_text("")
+    with pytest.raises(KseriesError, match=r"merge_config.sh is missing: .*re-import it"):
+        merge_fragments(tmp_path, config, [])
+
+
+def test_a_kconfig_kconfiglib_cannot_parse_leaves_the_problem_with_a_reason(
+        tmp_path: Path) -> None:
+    """Newer Kconfig syntax than kconfiglib knows: values that stuck need no kconfiglib at
+    all, and one that did not is still reported, its reason saying kconfiglib could not."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\n")
+    (tree / "Kconfig").write_text('config A\n\tbool "a"\n\tnewfangled keyword\n'
+                                  'config B\n\tbool "b"\n')
+    git(tree, "init", "-q")
+    git(tree, "add", "-A")
+    lazy = LazyKconfig(tree, get_arch("x86_64"), tree / ".config")
+    assert problems_in(lazy, "CONFIG_A=y\n", {"A": "y"}) == []
+    [problem] = problems_in(lazy, "CONFIG_A=y\n", {"A": "y", "B": "y"})
+    assert (problem.symbol, problem.wanted, problem.got) == ("B", "y", "n")
+    assert problem.reason.startswith("kconfiglib cannot say why (kconfiglib cannot parse")
+    [missing] = problems_in(lazy, "", {"C": "y"})
+    assert missing.reason == MISSING
 
 
 def test_garbage_fragment_line_is_one_line_error(tmp_path: Path) -> None:
@@ -164,3 +197,18 @@ def test_can_enable_on_s390(real_tree: Tree) -> None:
     assert "CONFIG_X86 does not exist for ARCH=s390" in reason
     assert kconfig.can_enable("PPC_PSERIES") == (
         False, "CONFIG_PPC_PSERIES does not exist for ARCH=s390")
+
+
+def test_coverage_survives_a_kconfig_kconfiglib_cannot_parse(tmp_path: Path) -> None:
+    """The coverage matrix asks kconfiglib whether a gating symbol could be set: when it
+    cannot parse the tree, the cell says so instead of the build stage failing."""
+    from kseries.kernel.kconfig import ConfigResult
+    from kseries.stages.build.coverage import _CanEnable
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\n")
+    (tree / "Kconfig").write_text('config A\n\tbool "a"\n\tnewfangled keyword\n')
+    config = ConfigResult(tree / ".config", "stamp", (),
+                          LazyKconfig(tree, get_arch("x86_64"), tree / ".config"))
+    possible, reason = _CanEnable(tmp_path, config).can_enable("A")
+    assert not possible and reason.startswith("CONFIG_A is not set; kconfiglib cannot say")

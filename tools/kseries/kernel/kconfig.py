@@ -133,17 +133,26 @@ def requested_values(fragments: Sequence[Path]) -> dict[str, str]:
     return values
 
 
-def merge_fragments(config: Path, fragments: Sequence[Path]) -> None:
-    """Replace or append every fragment symbol in CONFIG (merge_config.sh -m)."""
-    wanted = requested_values(fragments)
-    kept = []
-    for line in config.read_text().splitlines():
-        match = SET_RE.match(line) or UNSET_RE.match(line)
-        if match is None or match.group(1) not in wanted:
-            kept.append(line)
-    for symbol, value in wanted.items():
-        kept.append(f"# CONFIG_{symbol} is not set" if value == "n" else f"CONFIG_{symbol}={value}")
-    config.write_text("\n".join(kept) + "\n")
+MERGE_CONFIG = "scripts/kconfig/merge_config.sh"
+
+
+def merge_fragments(tree: Path, config: Path, fragments: Sequence[Path]) -> str:
+    """The tree's own merge_config.sh -m (what tuxmake and KernelCI run): every fragment
+    symbol replaced or appended in CONFIG, later fragments winning; make olddefconfig comes
+    after. It makes its temporary files in the current directory: run it in CONFIG's."""
+    script = tree / MERGE_CONFIG
+    if not script.is_file():
+        raise KseriesError(f"{script} is missing: the tree is not a Linux tree or is damaged; "
+                           f"re-import it (kseries tree)")
+    cmd = ["bash", str(script), "-m", "-O", str(config.parent), str(config),
+           *(str(f.resolve()) for f in fragments)]
+    proc = run(cmd, cwd=config.parent, check=False, env={"KCONFIG_CONFIG": ""}, timeout_s=120)
+    text = f"$ {command_line(cmd, config.parent)}\n{proc.stdout}{proc.stderr}"
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        raise KseriesError(f"merge_config.sh failed: {lines[-1] if lines else 'no output'} "
+                           f"(reproduce: {command_line(cmd, config.parent)})")
+    return text
 
 
 # -- merge with a stamp ---------------------------------------------------------------------
@@ -205,7 +214,7 @@ def _merge(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path], i
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
     output = [_make(arch, tree, build_dir, arch.defconfig)]
-    merge_fragments(config, fragments)
+    output.append(merge_fragments(tree, config, fragments))
     output.append(_make(arch, tree, build_dir, "olddefconfig"))
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -442,20 +451,30 @@ class KconfigTree:
 # -- validate and can_enable ----------------------------------------------------------------
 
 
-def problems_in(kconfig: KconfigTree, config_text: str, wanted: Mapping[str, str]
+def problems_in(kconfig: LazyKconfig, config_text: str, wanted: Mapping[str, str]
                 ) -> list[KconfigProblem]:
-    """Fragment symbols whose value in CONFIG_TEXT differs from WANTED."""
+    """Fragment symbols whose value in CONFIG_TEXT (the merged .config: what make really
+    made of the fragments) differs from WANTED, each with kconfiglib's reason. kconfiglib
+    is only asked when a value did not stick; if it cannot parse the tree (newer Kconfig
+    syntax than it knows), the problem stays and its reason says so."""
     got_values = read_config_values(config_text)
     problems = []
     for symbol, value in wanted.items():
-        if kconfig.symbol(symbol) is None:
-            problems.append(KconfigProblem(symbol, value, "(undefined)", MISSING))
-            continue
         got = got_values.get(symbol, "n")
         if _same(got, value):
             continue
-        problems.append(KconfigProblem(symbol, value, got, kconfig.explain(symbol, value)))
+        if not defines_symbol(kconfig.tree, symbol):
+            problems.append(KconfigProblem(symbol, value, "(undefined)", MISSING))
+            continue
+        problems.append(KconfigProblem(symbol, value, got, explain(kconfig, symbol, value)))
     return problems
+
+
+def explain(kconfig: LazyKconfig, symbol: str, value: str) -> str:
+    try:
+        return kconfig.get().explain(symbol, value)
+    except KseriesError as err:
+        return f"kconfiglib cannot say why ({err})"
 
 
 def _same(got: str, wanted: str) -> bool:
@@ -508,7 +527,7 @@ def setup_config(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Pa
             return ConfigResult(config, stamp, problems, kconfig)
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         pass
-    problems = tuple(problems_in(kconfig.get(), config.read_text(), requested_values(fragments)))
+    problems = tuple(problems_in(kconfig, config.read_text(), requested_values(fragments)))
     cache.write_text(json.dumps({"stamp": stamp, "problems": [asdict(p) for p in problems]}))
     return ConfigResult(config, stamp, problems, kconfig)
 

@@ -159,7 +159,11 @@ class _CanEnable:
 
     def can_enable(self, name: str) -> tuple[bool, str]:
         if name not in self.answers:
-            self.answers[name] = list(self.kconfig.get().can_enable(name))
+            try:
+                self.answers[name] = list(self.kconfig.get().can_enable(name))
+            except KseriesError as err:  # a Kconfig kconfiglib cannot parse: not fatal
+                return False, (f"CONFIG_{name} is not set; kconfiglib cannot say if it can "
+                               f"be ({err})")
             self.dirty = True
         possible, reason = self.answers[name]
         return bool(possible), str(reason)
