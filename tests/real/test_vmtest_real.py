@@ -207,9 +207,24 @@ def test_hung_guest_is_stopped_by_the_silence_timeout(series_run: VmRun, tmp_pat
     guest = small_guest(series_run, tmp_path, "#!/bin/sh\nmount -t devtmpfs dev /dev\n"
                                               "echo waiting > /dev/ttyS1\nsleep 600\n")
     run = run_guest(guest, tmp_path / "logs", Timeouts(total_s=120, silent_s=8))
-    assert run.timed_out == "guest hung: no output for 8 s"
+    assert run.timed_out is not None and run.timed_out.startswith(
+        "guest hung: no output for 8 s (phase boot); console tail: ")
     assert run.exit_code is None
     assert "waiting" in run.results
+
+
+def test_a_phase_that_never_ends_is_stopped_with_the_console_tail(series_run: VmRun,
+                                                                  tmp_path: Path) -> None:
+    """Output keeps coming (the silence timeout never fires), but one phase runs on."""
+    guest = small_guest(series_run, tmp_path, "#!/bin/sh\nmount -t devtmpfs dev /dev\n"
+                        "echo 'ok 1 boot.first' > /dev/ttyS1\n"
+                        "echo 'ok 2 grow.second' > /dev/ttyS1\n"
+                        "while true; do echo still-growing > /dev/console; sleep 1; done\n")
+    run = run_guest(guest, tmp_path / "logs", Timeouts(total_s=120, silent_s=60, phase_s=6))
+    assert run.timed_out is not None, run.console_tail
+    reason, _, tail = run.timed_out.partition("; console tail: ")
+    assert reason == "guest hung in phase grow: over 6 s in it"
+    assert tail.endswith("still-growing")
 
 
 @pytest.fixture(scope="module")

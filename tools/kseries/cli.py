@@ -15,6 +15,7 @@ from typing import Any
 
 from kseries.core.context import Context, Options, make_context, progress, setup_logging
 from kseries.core.errors import InfraError, KseriesError
+from kseries.core.events import record_events
 from kseries.core.lock import cache_lock
 from kseries.core.pipeline import Outcome, Planned, Runner, StageDef, plan, reproducer
 from kseries.core.report import (
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                       default=0, help="no progress lines, only results and errors")
     loud.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
                       help="debug lines too")
+    parser.add_argument("--events", type=Path, metavar="FILE",
+                        help="also write what the run does as JSON lines to FILE (appended): "
+                             "start and end of every stage and command, durations, cache hits")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in commands():
         child = subparsers.add_parser(command.name, help=command.help,
@@ -277,6 +281,13 @@ def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity)
+    if args.events is not None:
+        try:
+            record_events(args.events)
+        except OSError as err:
+            print(f"kseries: error: cannot write events to {args.events}: {err.strerror}; "
+                  f"give --events a writable file", file=sys.stderr)
+            return EXIT_ERROR
     handler: Handler = args.handler
     try:
         ctx = make_context(options_from(args))

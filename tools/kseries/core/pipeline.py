@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from kseries.core import events
 from kseries.core.context import Context
 from kseries.core.errors import InfraError, KseriesError
 from kseries.core.report import Report, Stage, load_report, stopwatch, utc_now
@@ -176,6 +177,12 @@ class Runner:
         self.progress(f"stage {stage.name}: {stage.status} - {stage.summary}")
 
     def _run_one(self, item: Planned[Any]) -> Stage:
+        with events.span("stage", stage=item.stage.name) as done:
+            stage = self._run_stage(item)
+            done.update(status=stage.status, summary=stage.summary)
+        return stage
+
+    def _run_stage(self, item: Planned[Any]) -> Stage:
         name = item.stage.name
         unmet = self._unmet(item)
         if unmet:

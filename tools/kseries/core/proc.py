@@ -10,17 +10,21 @@ localised.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kseries.core import events
 from kseries.core.errors import InfraError, KseriesError
 
 # Debian package that provides each external program we call that is not per arch (the
@@ -53,6 +57,15 @@ TIMEOUT_S: Mapping[str, float] = {
     "tar": 30 * 60,
 }
 DEFAULT_TIMEOUT_S = 600.0
+
+# A long program (a kernel build, a guest) says what it is doing at least this often.
+HEARTBEAT_S = 30.0
+# What a heartbeat quotes from a log: kbuild's short lines (the file being built or linked)
+# or, failing those, the last line.
+KBUILD_LINE_RE = re.compile(r"^\s*(CC|AS|AR|LD|HOSTCC|HOSTLD|OBJCOPY|GEN|UPD|CALL|MODPOST|"
+                            r"VDSO\w*|KSYMS|SYSMAP|OBJTOOL|BTF|ZSTD|GZIP|XZ|MKPIGGY|"
+                            r"RELOCS|BUILD|CHK|SYNC|WRAP|INSTALL|DTC|LDS|CPP|EXPORTS)\s+\S")
+LOG = logging.getLogger("kseries")
 
 # Children parse no localised messages and print no localised quotes.
 CHILD_LOCALE = {"LC_ALL": "C", "LANG": "C"}
@@ -93,6 +106,8 @@ def run(
     check: bool = True,
     what: str | None = None,
     log: Path | None = None,
+    expected_s: float | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> subprocess.CompletedProcess[str]:
     """Run CMD (ENV on top of ours) and return its text output; with CHECK, a failure is a
     one-line KseriesError, and running past TIMEOUT_S (default: per program) a ToolTimeout.
@@ -100,13 +115,18 @@ def run(
     With LOG, stdout and stderr go to LOG as one stream after a '$ <command line>' line (a log
     reads as a terminal would show it) and come back as stdout; stderr is then empty.
     STDIN_FILE is given to CMD as its stdin byte for byte (mail must not pass through a
-    text codec)."""
+    text codec). A run past HEARTBEAT_S prints a progress line every HEARTBEAT_S (with the
+    last kbuild line of LOG, and the time left when EXPECTED_S, the last run's, is known);
+    every run is a command-start/command-end event (core/events.py)."""
     args = [str(part) for part in cmd]
     label = what or command_line(args)
     limit = default_timeout(args[0]) if timeout_s is None else timeout_s
     spawn = Spawn((require_program(args[0]), *args[1:]), cwd, child_environment(env),
-                  input_text, limit, label, stdin_file)
-    proc = spawn.logged(log) if log is not None else spawn.captured()
+                  input_text, limit, label, stdin_file, expected_s, heartbeat_s)
+    with events.span("command", command=command_line(args, cwd), program=Path(args[0]).name,
+                     log=str(log) if log else None) as done:
+        proc = spawn.logged(log) if log is not None else spawn.captured()
+        done["returncode"] = proc.returncode
     if check and proc.returncode != 0:
         detail = last_line(proc.stderr or proc.stdout)
         raise KseriesError(f"{label} failed (exit {proc.returncode}): {detail}")
@@ -128,14 +148,34 @@ class Spawn:
     timeout_s: float
     label: str
     stdin_file: Path | None = None
+    expected_s: float | None = None
+    heartbeat_s: float = HEARTBEAT_S
 
     def captured(self) -> subprocess.CompletedProcess[str]:
         with self._popen(subprocess.PIPE, subprocess.PIPE) as proc, _group_of(proc):
             try:
-                out, err = proc.communicate(self.input_text, timeout=self.timeout_s)
+                out, err = self._wait(proc, None)
             except subprocess.TimeoutExpired:
                 raise self._timed_out(None) from None
         return subprocess.CompletedProcess(list(self.args), proc.returncode, out, err)
+
+    def _wait(self, proc: subprocess.Popen[str], log: Path | None) -> tuple[str, str]:
+        """communicate() within the time limit, with a heartbeat line every heartbeat_s."""
+        began = time.monotonic()
+        first = True
+        while True:
+            left = self.timeout_s - (time.monotonic() - began)
+            if left <= 0:
+                raise subprocess.TimeoutExpired(list(self.args), self.timeout_s)
+            try:
+                out, err = proc.communicate(self.input_text if first else None,
+                                            timeout=min(self.heartbeat_s, left))
+                return out or "", err or ""
+            except subprocess.TimeoutExpired:
+                first = False
+                if time.monotonic() - began < self.timeout_s:
+                    LOG.info(heartbeat(self.label, time.monotonic() - began, self.expected_s,
+                                       log))
 
     def logged(self, log: Path) -> subprocess.CompletedProcess[str]:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +185,7 @@ class Spawn:
             start = stream.tell()
             with self._popen(stream, subprocess.STDOUT) as proc, _group_of(proc):
                 try:
-                    proc.communicate(self.input_text, timeout=self.timeout_s)
+                    self._wait(proc, log)
                 except subprocess.TimeoutExpired:
                     stream.write(f"\nkseries: killed after {self.timeout_s:g} s\n")
                     raise self._timed_out(log) from None
@@ -173,6 +213,32 @@ class Spawn:
         where = f"; its output is in {log}" if log else ""
         return ToolTimeout(f"{self.label} timed out after {self.timeout_s:g} s; it was killed "
                            f"with its child processes{where}")
+
+
+def heartbeat(label: str, elapsed_s: float, expected_s: float | None, log: Path | None) -> str:
+    """'<label>: 90 s[, about 60 s left]; now: CC mm/memory_hotplug.o' for a long run."""
+    short = label if len(label) <= 80 else label[:77] + "..."
+    text = f"{short}: running {elapsed_s:.0f} s"
+    if expected_s is not None:
+        left = expected_s - elapsed_s
+        text += (f", about {left:.0f} s left" if left > 0
+                 else f", past the last run's {expected_s:.0f} s")
+    last = last_kbuild_line(log) if log is not None else None
+    return f"{text}; now: {last}" if last else text
+
+
+def last_kbuild_line(log: Path, tail_bytes: int = 8192) -> str | None:
+    """The last kbuild short line (CC, LD, ...) near the end of LOG, else its last line."""
+    try:
+        with log.open("rb") as stream:
+            stream.seek(max(0, log.stat().st_size - tail_bytes))
+            lines = stream.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    lines = [line.strip() for line in lines if line.strip()]
+    kbuild = [line for line in lines if KBUILD_LINE_RE.match(line)]
+    found = kbuild or lines
+    return found[-1][:120] if found else None
 
 
 @contextlib.contextmanager

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 import kconfiglib
 
+from kseries.core import events, paths
 from kseries.core import git as g
-from kseries.core import paths
 from kseries.core.errors import KseriesError
 from kseries.core.proc import command_line, run
 from kseries.kernel.arches import Arch, make_command, toolchain_version
@@ -206,6 +206,7 @@ def _merge(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path], i
     stamp = build_dir / STAMP
     if config.is_file() and stamp.is_file() and \
             stamp.read_text().split() == [inputs, _sha(config.read_bytes())]:
+        events.emit("cache-hit", what=f"config {arch.name}", config=str(config))
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"# {config}: inputs unchanged (stamp {inputs[:16]}), "

@@ -13,6 +13,7 @@ timeout or prints nothing for too long, and panics, oopses and WARNs are named.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import socket
@@ -104,6 +105,11 @@ class Timeouts:
     total_s: float = 600.0
     silent_s: float = 180.0
     after_panic_s: float = 3.0
+    # One phase (the first part of a result's name: boot, grow, kexec_load_reboot, ...) may
+    # take this long from its first result to the next phase's; a kexec reboot or a dump
+    # under TCG takes well under a minute (measured), so this is a hang, not slowness.
+    phase_s: float = 240.0
+    heartbeat_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,10 @@ PROBLEM_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("RCU stall", re.compile(r"rcu: INFO: .* detected stalls.*")),
 )
 REQUEST_RE = re.compile(r"^# vmtest-request: (\S+)=(\S+)\s*$")
+# A KTAP result line's phase: "ok 7 grow.iomem_virtio_mem" -> grow.
+RESULT_PHASE_RE = re.compile(r"^(?:not )?ok \d+ ([A-Za-z0-9_]+)\.")
+CONSOLE_TAIL_LINES = 5
+LOG = logging.getLogger("kseries")
 PANIC = "Kernel panic - not syncing"
 # The panic a guest asks for ("# vmtest-request: crash=PHASE", then sysrq-c): kdump's trigger.
 ANNOUNCED_PANIC_RE = re.compile(r"Kernel panic - not syncing: sysrq triggered crash")
@@ -305,47 +315,93 @@ def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
                     _read(stderr_path), str(console_path))
 
 
+@dataclass
+class _Watch:
+    """What _watch keeps track of while the guest runs."""
+
+    start: float
+    last_output: float
+    phase: str = "boot"
+    phase_since: float = 0.0
+    last_beat: float = 0.0
+    panicked_at: float | None = None
+    announced: int = 0  # crashes the guest asked for (kdump): their panics are not a problem
+    pending: str = ""
+
+
 def _watch(proc: subprocess.Popen[bytes], qmp: Qmp | None, console: _Tail, results: _Tail,
            timeouts: Timeouts, on_request: RequestHandler | None, events: list[str],
            start: float) -> str | None:
-    """Poll until QEMU exits; the reason it had to be stopped, or None."""
-    last_output = start
-    panicked_at: float | None = None
-    announced = 0  # crashes the guest asked for (kdump): their panics are not a problem
-    pending = ""
+    """Poll until QEMU exits; the reason it had to be stopped (with the console's last
+    lines), or None."""
+    state = _Watch(start, start, phase_since=start, last_beat=start)
     while proc.poll() is None:
         now = time.monotonic()
         new_console, new_results = console.read(), results.read()
         if new_console or new_results:
-            last_output = now
-        pending += new_results
-        *lines, pending = pending.split("\n")
+            state.last_output = now
+        state.pending += new_results
+        *lines, state.pending = state.pending.split("\n")
         for line in lines:
-            request = REQUEST_RE.match(line.strip())
-            if request and request.group(1) == "crash":
-                announced += 1
-                events.append(f"{CRASH_EVENT} {request.group(2)}")
-            elif request and on_request is not None:
-                if qmp is None:
-                    events.append(f"cannot serve '{line.strip()}': no QMP connection")
-                    continue
-                try:
-                    events.append(on_request(request.group(1), request.group(2), qmp))
-                except (OSError, KseriesError) as err:  # QEMU went away meanwhile
-                    events.append(f"cannot serve '{line.strip()}': {err}")
-                    qmp = None
-        if panicked_at is None and console.text.count(PANIC) > announced:
-            panicked_at = now
-        if panicked_at is not None and now - panicked_at > timeouts.after_panic_s:
-            return "kernel panic (QEMU did not exit)"
-        if now - start > timeouts.total_s:
-            return f"no power-off within {timeouts.total_s:.0f} s"
-        if now - last_output > timeouts.silent_s:
-            return f"guest hung: no output for {timeouts.silent_s:.0f} s"
+            qmp = _serve(line, qmp, on_request, events, state)
+            _follow_phase(line, state, now)
+        if state.panicked_at is None and console.text.count(PANIC) > state.announced:
+            state.panicked_at = now
+        stopped = _stop_reason(state, timeouts, now)
+        if stopped:
+            return f"{stopped}; console tail: {console_tail(console.text)}"
+        if now - state.last_beat >= timeouts.heartbeat_s:
+            state.last_beat = now
+            LOG.info(f"guest: {now - start:.0f} s, phase {state.phase}; console: "
+                     f"{console_tail(console.text, 1)}")
         time.sleep(0.1)
     console.read()
     results.read()
     return None
+
+
+def _serve(line: str, qmp: Qmp | None, on_request: RequestHandler | None, events: list[str],
+           state: _Watch) -> Qmp | None:
+    """Act on a guest request line (a crash it announces, a QMP request); the QMP link,
+    or None once QEMU went away."""
+    request = REQUEST_RE.match(line.strip())
+    if request and request.group(1) == "crash":
+        state.announced += 1
+        events.append(f"{CRASH_EVENT} {request.group(2)}")
+    elif request and on_request is not None:
+        if qmp is None:
+            events.append(f"cannot serve '{line.strip()}': no QMP connection")
+            return None
+        try:
+            events.append(on_request(request.group(1), request.group(2), qmp))
+        except (OSError, KseriesError) as err:  # QEMU went away meanwhile
+            events.append(f"cannot serve '{line.strip()}': {err}")
+            return None
+    return qmp
+
+
+def _follow_phase(line: str, state: _Watch, now: float) -> None:
+    found = RESULT_PHASE_RE.match(line.strip())
+    if found and found.group(1) != state.phase:
+        state.phase, state.phase_since = found.group(1), now
+
+
+def _stop_reason(state: _Watch, timeouts: Timeouts, now: float) -> str | None:
+    if state.panicked_at is not None and now - state.panicked_at > timeouts.after_panic_s:
+        return "kernel panic (QEMU did not exit)"
+    if now - state.start > timeouts.total_s:
+        return f"no power-off within {timeouts.total_s:.0f} s"
+    if now - state.last_output > timeouts.silent_s:
+        return f"guest hung: no output for {timeouts.silent_s:.0f} s (phase {state.phase})"
+    if now - state.phase_since > timeouts.phase_s:
+        return f"guest hung in phase {state.phase}: over {timeouts.phase_s:.0f} s in it"
+    return None
+
+
+def console_tail(text: str, count: int = CONSOLE_TAIL_LINES) -> str:
+    """The last COUNT non-empty console lines, joined with ' | ' (one line for a report)."""
+    lines = [line.strip() for line in text.replace("\r", "").splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) if lines else "(no console output)"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

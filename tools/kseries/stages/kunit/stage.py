@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kseries.core import durations
 from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.core.paths import FRAGMENTS_DIR
@@ -324,7 +325,10 @@ def run_arch_as(ctx: Context, worktree: Path, suite: Suite, arch: str,
     progress(f"kunit: {arch} ({tag}): building in {build}")
     with stopwatch() as took_build:
         built = run_logged([*tool, "build", *common, f"--jobs={jobs()}"], worktree, log,
-                           BUILD_TIMEOUT_S, build_env(ctx.cache))
+                           BUILD_TIMEOUT_S, build_env(ctx.cache),
+                           durations.previous(ctx.cache, f"kunit build {arch}"))
+    if built.returncode == 0:
+        durations.remember(ctx.cache, f"kunit build {arch}", took_build[0])
     if built.returncode != 0:
         return build_failure(arch, variant, built, took_build[0], log,
                              tree_prefixes(worktree, build))
@@ -435,13 +439,14 @@ def tree_relative(case: CaseResult, worktree: Path, build: Path) -> CaseResult:
 
 
 def run_logged(cmd: Sequence[str | Path], cwd: Path, log: Path, timeout_s: int,
-               env: dict[str, str] | None = None) -> Ran:
+               env: dict[str, str] | None = None, expected_s: float | None = None) -> Ran:
     """Run CMD through proc.run (its own process group, LC_ALL=C, output appended to LOG);
     a run past TIMEOUT_S is killed with its group and comes back with returncode None, so
     the caller can still read what kunit.py printed before it hung."""
     start = log.stat().st_size if log.exists() else 0
     try:
-        proc = run(cmd, cwd=cwd, env=env, log=log, timeout_s=timeout_s, check=False)
+        proc = run(cmd, cwd=cwd, env=env, log=log, timeout_s=timeout_s, check=False,
+                   expected_s=expected_s)
     except ToolTimeout:
         text = log.read_bytes()[start:].decode(errors="replace")
         return Ran(None, text.partition("\n")[2])

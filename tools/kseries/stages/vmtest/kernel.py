@@ -14,6 +14,8 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kseries.core import events
+from kseries.core.durations import timed_run
 from kseries.core.errors import KseriesError
 from kseries.core.git import head_commit
 from kseries.core.proc import command_line, run
@@ -74,6 +76,8 @@ def cached_kernel(cache: Path, m: Machine, label: str, commit: str) -> KernelBui
     if not (image.is_file() and config.is_file()):
         return None
     image.touch()
+    events.emit("cache-hit", what=f"vmtest kernel {m.arch}", label=label, commit=commit,
+                image=str(image))
     return KernelBuild(label, commit, image, config, True, "(cached image)")
 
 
@@ -94,12 +98,11 @@ def build_kernel(worktree: Path, cache: Path, m: Machine, label: str, commit: st
     if problems:
         return KernelBuild(label, commit, out / m.kernel_image, out / ".config", False,
                            reproducer, problems)
-    proc = run(cmd, check=False)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"$ {reproducer}\n{proc.stdout}{proc.stderr}")
+    log.unlink(missing_ok=True)
+    proc = timed_run(cache, f"vmtest kernel {m.arch}", cmd, check=False, log=log)
     if proc.returncode != 0:
-        errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-        detail = (errors or proc.stderr.splitlines() or ["no output"])[-1].strip()
+        errors = [line for line in proc.stdout.splitlines() if "error" in line.lower()]
+        detail = (errors or proc.stdout.splitlines() or ["no output"])[-1].strip()
         raise KseriesError(f"{label} kernel ({commit[:12]}) does not build: {detail} "
                            f"(log: {log})")
     key = f"{commit[:12]}-{config_key(m.arch)}"
