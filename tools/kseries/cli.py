@@ -27,6 +27,12 @@ from kseries.core.report import (
     worst,
 )
 from kseries.doctor import doctor_main, missing_tools
+from kseries.export.command import (
+    add_format_options,
+    add_report_command,
+    check_formats,
+    export_after_run,
+)
 from kseries.kernel.tree import open_default_tree
 from kseries.series import upkeep
 from kseries.series.apply import apply_series
@@ -103,6 +109,7 @@ def configure_apply(parser: argparse.ArgumentParser) -> None:
 def configure_verify(parser: argparse.ArgumentParser) -> None:
     add_stage_selection(parser)
     add_run_options(parser)
+    add_format_options(parser, required=False)  # written to <out>/export at the end
 
 
 def add_stage_selection(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       description=command.help, epilog=EPILOG)
         command.configure(child)
         child.set_defaults(handler=command.handler, locked=command.locked)
+    add_report_command(subparsers, EPILOG)  # a plain command: no tree, series or lock
     return parser
 
 
@@ -239,12 +247,14 @@ def verify_plan(ctx: Context, names: Sequence[str] | None,
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
+    check_formats(args.formats, args.origin)  # a bad --format fails before the run
     planned = verify_plan(ctx, args.stage, args.arch)
     stage_args = ([f"--stage={n}" for n in args.stage or ()] +
                   [f"--arch={a}" for a in args.arch or ()])
     outcome = Runner(ctx, "verify", progress).run(planned)
     progress(f"reproduce: {reproducer('verify', ctx, stage_args)}")
-    return finish(ctx, outcome, planned, render=False)
+    code = finish(ctx, outcome, planned, render=False)
+    return export_after_run(ctx.out, args) or code
 
 
 def run_stage_command(ctx: Context, stage: StageDef[Any], options: Any) -> int:
@@ -281,6 +291,9 @@ def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity)
+    if getattr(args, "plain", None) is not None:
+        plain: Callable[[argparse.Namespace], int] = args.plain
+        return plain(args)
     if args.events is not None:
         try:
             record_events(args.events)
