@@ -7,6 +7,7 @@ packages=(
   git make gcc bc flex bison libelf-dev libssl-dev cpio rsync xz-utils dwarves python3-venv
   ccache sparse coccinelle
   busybox-static kexec-tools makedumpfile
+  chromium  # headless: the tests render the html export in a real browser
   libc6-dev-arm64-cross
 )
 # Runs before the venv exists: the system python3 (Debian 12: 3.11, which has tomllib).

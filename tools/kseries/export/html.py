@@ -1,0 +1,151 @@
+"""The `html` format: OUT/index.html, one self-contained static page of a report.json.
+
+No server, no CDN, no JavaScript: inline CSS only, every text escaped, every log linked
+relative to the page. It shows the run (series, revision, tree, base, head, status, exit
+code, times), every stage with its checks, and the views of the stages that have them
+(html_views.py): the build's arch x file coverage matrix and new warnings, KUnit cases per
+arch base vs series, VM checks per arch and phase, the revisions diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kseries.export import ExportSettings
+from kseries.export.html_base import (
+    STATUSES,
+    Html,
+    Json,
+    Place,
+    badge,
+    duration,
+    join,
+    page,
+    row,
+    status_of,
+    table,
+    tag,
+)
+from kseries.export.html_views import stage_views
+
+PAGE_NAME = "index.html"
+
+
+def write(report: Mapping[str, Any], out: Path, settings: ExportSettings) -> list[Path]:
+    """Write OUT/index.html from REPORT; the one file written."""
+    out.mkdir(parents=True, exist_ok=True)
+    place = Place(out.resolve(), settings.report_dir.resolve())
+    path = out / PAGE_NAME
+    path.write_text(render(report, place))
+    return [path]
+
+
+def render(report: Json, place: Place) -> str:
+    stages: Sequence[Json] = report.get("stages") or ()
+    title = f"kseries: {report.get('series')} {report.get('revision')}"
+    return page(f"{title} - {status_of(report).upper()}",
+                [run_header(report, title), overview(stages), attention(stages, place),
+                 *(stage_section(s, place) for s in stages)])
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def short(commit: object) -> Html:
+    value = str(commit or "")
+    return tag("code", value[:12], title=value) if value else Html("-")
+
+
+def run_header(report: Json, title: str) -> Html:
+    status = status_of(report)
+    interrupted = " (interrupted)" if report.get("interrupted") else ""
+    facts = [("series", report.get("series")), ("revision", report.get("revision")),
+             ("tree", report.get("tree")), ("base", short(report.get("base"))),
+             ("head", short(report.get("head"))),
+             ("status", join([badge(status), interrupted])),
+             ("exit code", report.get("exit_code")), ("started", report.get("started")),
+             ("ended", report.get("ended") or "not finished"),
+             ("kseries", report.get("kseries_version"))]
+    tools: Mapping[str, Any] = report.get("tools") or {}
+    facts += [(f"tool {name}", version) for name, version in tools.items()]
+    rows = [row(tag("th", name, scope="row"), tag("td", value if isinstance(value, Html)
+                                                  else str(value if value is not None else "-")))
+            for name, value in facts]
+    return tag("header", tag("h1", title, " ", badge(status)),
+               tag("table", tag("tbody", *rows), cls="facts", id="run"), id="top")
+
+
+def check_counts(checks: Sequence[Json]) -> str:
+    counts = {s: sum(1 for c in checks if status_of(c) == s) for s in STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no checks"
+
+
+def overview(stages: Sequence[Json]) -> Html:
+    rows = [row(tag("td", tag("a", str(s.get("name")), href=f"#stage-{s.get('name')}")),
+                tag("td", badge(status_of(s))), tag("td", str(s.get("summary") or "")),
+                tag("td", duration(s.get("duration_s")), cls="num"),
+                tag("td", check_counts(s.get("checks") or ())), cls=f"stage st-{status_of(s)}")
+            for s in stages]
+    return join([tag("h2", "Stages"),
+                 table(["stage", "status", "summary", "time", "checks"], rows, id="stages")])
+
+
+def attention(stages: Sequence[Json], place: Place) -> Html:
+    """Every check that failed, erred or warned, worst first, across the stages."""
+    rank = {"error": 0, "fail": 1, "warn": 2}
+    found = [(s, c) for s in stages for c in s.get("checks") or () if status_of(c) in rank]
+    if not found:
+        return Html("")
+    found.sort(key=lambda item: rank[status_of(item[1])])
+    rows = [row(tag("td", tag("a", str(s.get("name")), href=f"#stage-{s.get('name')}")),
+                tag("td", badge(status_of(c))), tag("td", tag("code", str(c.get("name") or ""))),
+                tag("td", str(c.get("summary") or "")), tag("td", place.log_link(c.get("log"))),
+                cls=f"check st-{status_of(c)}")
+            for s, c in found]
+    return join([tag("h2", f"Needs attention ({len(found)})"),
+                 table(["stage", "status", "check", "summary", "log"], rows, id="attention")])
+
+
+# -- one stage -------------------------------------------------------------------------------
+
+
+def stage_section(stage: Json, place: Place) -> Html:
+    name = str(stage.get("name"))
+    status = status_of(stage)
+    meta: list[Html | str] = [f"{duration(stage.get('duration_s'))}"]
+    if stage.get("log"):
+        meta += [" - ", place.log_link(stage.get("log"))]
+    parts = [tag("h2", name, " ", badge(status)),
+             tag("p", str(stage.get("summary") or ""), cls="summary"),
+             tag("p", *meta, cls="muted")]
+    if stage.get("reproducer"):
+        parts.append(tag("p", "reproduce: ", tag("code", str(stage["reproducer"]))))
+    parts.append(stage_views(stage))
+    parts.append(checks_table(name, stage.get("checks") or (), place))
+    return tag("section", *parts, id=f"stage-{name}", cls=f"stage st-{status}")
+
+
+def checks_table(stage: str, checks: Sequence[Json], place: Place) -> Html:
+    if not checks:
+        return Html("")
+    rows = [check_row(c, place) for c in checks]
+    return join([tag("h3", f"Checks ({check_counts(checks)})"),
+                 table(["status", "check", "summary", "time", "log"], rows,
+                       id=f"checks-{stage}", cls="checks")])
+
+
+def check_row(check: Json, place: Place) -> Html:
+    status = status_of(check)
+    about = [str(check.get(k)) for k in ("arch", "step", "rule") if check.get(k)]
+    name: list[Html | str] = [tag("code", str(check.get("name") or ""))]
+    if about:
+        name.append(tag("span", " / ".join(about), cls="why"))
+    summary: list[Html | str] = [str(check.get("summary") or "")]
+    if check.get("reproducer") and status not in ("pass", "skip"):
+        summary.append(tag("span", "reproduce: ", tag("code", str(check["reproducer"])),
+                           cls="why"))
+    return row(tag("td", badge(status)), tag("td", *name), tag("td", *summary),
+               tag("td", duration(check.get("duration_s")), cls="num"),
+               tag("td", place.log_link(check.get("log"))), cls=f"check st-{status}")
