@@ -198,8 +198,8 @@ def test_new_warnings_in_0day_style_with_their_arch(rich: Path) -> None:
 def test_kunit_cases_base_next_to_series(rich: Path) -> None:
     table = parse(rich.read_text()).by_id("kunit-cases")
     head = [th.text for th in table.find_all("thead")[0].find_all("th")]
-    assert head == ["case", "x86_64base", "x86_64series", "arm64series", "powerpcseries",
-                    "s390series"]
+    assert head == ["case", "x86_64basefailed", "x86_64seriespassed", "arm64seriespassed",
+                    "powerpcseriespassed", "s390seriespassed"]
     rows = {tr.find_all("th")[0].text: tr.find_all("td")
             for tr in table.find_all("tbody")[0].find_all("tr")}
     assert len(rows) == 5
@@ -301,3 +301,40 @@ def test_chromium_screenshot_is_a_full_page(rich: Path, tmp_path: Path) -> None:
                  profile=tmp_path / "profile")
         assert png_size(png) == (1400, 3000)
     assert shot.stat().st_size > max(100_000, 5 * blank.stat().st_size)
+
+
+def test_needs_attention_lists_the_worst_first(tmp_path: Path) -> None:
+    """Every failed, erred or warned check, errors first; a stage that erred without a
+    check (it raised) stands for itself."""
+    report = load(RICH)
+    report["stages"].append({"name": "revisions", "status": "error", "duration_s": 300.0,
+                             "summary": "git range-diff v1...v2 timed out after 300 s",
+                             "checks": [], "log": None, "reproducer": None, "data": {}})
+    dom = parse(render(report, tmp_path / "out").read_text())
+    rows = [[td.text for td in tr.find_all("td")[:3]]
+            for tr in dom.by_id("attention").find_all("tbody")[0].find_all("tr")]
+    assert rows[0] == ["revisions", "ERROR", "the stage"]
+    wanted = sum(1 for s in report["stages"] for c in s["checks"]
+                 if c["status"] in ("fail", "warn", "error"))
+    assert len(rows) == wanted + 1 == 9
+    assert ["build", "FAIL", "arm64 patch-4"] in rows
+    assert ["vmtest", "WARN", "arm64.kdump_load.kdump_dumps_virtio_mem"] in rows
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows),
+                                          key=["ERROR", "FAIL", "WARN"].index)
+
+
+def test_vm_checks_without_side_by_side_data_come_from_the_check_names(tmp_path: Path) -> None:
+    """A report without data.side_by_side (an older one): the table from the checks named
+    ARCH.PHASE.CHECK, the base's verdict from their summaries."""
+    report = load(RICH)
+    vm = stage(report, "vmtest")["data"]
+    vm.pop("side_by_side", None)
+    for arch_data in vm["arches"].values():
+        arch_data.pop("side_by_side")
+    table = parse(render(report, tmp_path / "out").read_text()).by_id("vmtest")
+    rows = {(tds[0].text, tds[1].text): tds[2:] for tds in
+            (tr.find_all("td") for tr in table.find_all("tbody")[0].find_all("tr"))}
+    assert len(rows) == 8
+    assert rows[("kexec_file", "kexec_file_segments")][0].find_all("span", "base")[0].text \
+        == "base: fail"
+    assert "s-warn" in rows[("kdump_load", "kdump_dumps_virtio_mem")][1].classes

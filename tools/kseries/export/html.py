@@ -93,19 +93,30 @@ def overview(stages: Sequence[Json]) -> Html:
 
 
 def attention(stages: Sequence[Json], place: Place) -> Html:
-    """Every check that failed, erred or warned, worst first, across the stages."""
+    """Every check that failed, erred or warned, worst first, across the stages; a stage
+    that did so without such a check (e.g. it raised) stands for itself."""
     rank = {"error": 0, "fail": 1, "warn": 2}
-    found = [(s, c) for s in stages for c in s.get("checks") or () if status_of(c) in rank]
+    found: list[tuple[Json, Json | None]] = []
+    for stage in stages:
+        checks = [c for c in stage.get("checks") or () if status_of(c) in rank]
+        found += [(stage, c) for c in checks]
+        if status_of(stage) in rank and all(status_of(c) != status_of(stage) for c in checks):
+            found.append((stage, None))
     if not found:
         return Html("")
-    found.sort(key=lambda item: rank[status_of(item[1])])
-    rows = [row(tag("td", tag("a", str(s.get("name")), href=f"#stage-{s.get('name')}")),
-                tag("td", badge(status_of(c))), tag("td", tag("code", str(c.get("name") or ""))),
-                tag("td", str(c.get("summary") or "")), tag("td", place.log_link(c.get("log"))),
-                cls=f"check st-{status_of(c)}")
-            for s, c in found]
+    found.sort(key=lambda item: rank[status_of(item[1] or item[0])])
     return join([tag("h2", f"Needs attention ({len(found)})"),
-                 table(["stage", "status", "check", "summary", "log"], rows, id="attention")])
+                 table(["stage", "status", "check", "summary", "log"],
+                       (attention_row(s, c, place) for s, c in found), id="attention")])
+
+
+def attention_row(stage: Json, check: Json | None, place: Place) -> Html:
+    item = check or stage
+    status = status_of(item)
+    name = tag("code", str(check.get("name") or "")) if check else tag("em", "the stage")
+    return row(tag("td", tag("a", str(stage.get("name")), href=f"#stage-{stage.get('name')}")),
+               tag("td", badge(status)), tag("td", name), tag("td", str(item.get("summary") or "")),
+               tag("td", place.log_link(item.get("log"))), cls=f"check st-{status}")
 
 
 # -- one stage -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ phase, and the revisions diff. A view whose data is not in the report is left ou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ CELL_STATES: Mapping[str, tuple[str, str]] = {
     "not-buildable": ("not-buildable", "not buildable"),
     "failed": ("failed", "failed"),
 }
+
+
+# vmtest's check summary ends with the base's verdict when the base ran (checks.compare).
+BASE_RE = re.compile(r"\[base: (\w+)\]")
 
 
 # -- build: the coverage matrix ----------------------------------------------------------
@@ -179,7 +184,8 @@ def kunit_view(data: Json) -> Html:
         return Html("")
     arches = list(dict.fromkeys(str(r.get("arch")) for r in runs))
     runs = sorted(runs, key=lambda r: run_order(arches, r))
-    head = [join([str(r.get("arch")), Html("<br>"), run_label(r)]) for r in runs]
+    head = [join([str(r.get("arch")), Html("<br>"), run_label(r),
+                  tag("span", str(r.get("outcome") or ""), cls="why")]) for r in runs]
     rows = [row(tag("th", tag("code", name), scope="row"), *(kunit_cell(r, name) for r in runs))
             for name in kunit_case_names(runs)]
     notes = [tag("li", f"{r.get('arch')} {run_label(r)}: {r.get('summary') or r.get('outcome')}")
@@ -220,8 +226,10 @@ def vm_tests(data: Json, checks: Sequence[Json]) -> dict[str, dict[str, tuple[st
         arch, _, test = name.partition(".")
         if " " in name or test.count(".") != 1 or test in result.get(arch, {}):
             continue
-        result.setdefault(arch, {})[test] = (status_of(check), "",
-                                             str(check.get("summary") or ""))
+        summary = str(check.get("summary") or "")
+        base = BASE_RE.search(summary)
+        result.setdefault(arch, {})[test] = (status_of(check), base.group(1) if base else "",
+                                             summary)
     return {arch: rows for arch, rows in result.items() if rows}
 
 
