@@ -421,16 +421,38 @@ check_kdump() { # [CMDLINE]: with one, the capture kernel stays loaded
 	# PT_LOAD program headers of the ELF core header: what a dump will contain
 	kdump_pt_load $W/kdump.out > $W/dumped
 	emit range kdump_pt_load $W/dumped
-	need_virtio_mem || return
+	# what must be dumped: the online memory blocks in the device's region, from
+	# sysfs, not /proc/iomem's names (kexec-tools reads those: a name it does not
+	# take is the bug this check is for, so it cannot also say what to cover)
+	online_device_blocks > $W/hotplugged
+	emit range online_device_blocks $W/hotplugged
+	if [ ! -s $W/hotplugged ]; then
+		echo "no online memory block in the virtio-mem device's region"
+		return $KSFT_SKIP
+	fi
 	: > $W/bad
 	while read -r s e label; do
 		hole=$(uncovered "$s" "$e" $W/dumped)
 		if [ -n "$hole" ]; then
 			echo "0x$s-0x$e ($label) is not dumped from $hole on" >> $W/bad
 		fi
-	done < $W/virtio_mem
+	done < $W/hotplugged
 	cat $W/bad
 	[ ! -s $W/bad ]
+}
+
+online_device_blocks() { # the online memory blocks inside the device region
+	device_region > $W/device || return 0
+	read -r ds de _ < $W/device
+	block=$(block_bytes)
+	for dir in "$MEMORY"/memory*; do
+		[ -f "$dir/phys_index" ] && [ "$(cat "$dir/state")" = online ] || continue
+		start=$((0x$(cat "$dir/phys_index") * block))
+		end=$((start + block - 1))
+		if [ $((start >= 0x$ds && end <= 0x$de)) = 1 ]; then
+			range_line $start $end "${dir##*/}"
+		fi
+	done
 }
 
 check_mem_on_off() {

@@ -51,7 +51,8 @@ class VmRun:
 
 
 # The mutants make check runs (the whole table is verify's): one per kind of check they kill.
-CHECKED_MUTANTS = ("memmap-entry-for-driver-managed", "vmcore-callback-disabled")
+CHECKED_MUTANTS = ("memmap-entry-for-driver-managed", "vmcore-callback-disabled",
+                   "resource-not-named-system-ram")
 
 
 def series_mbox() -> Path:
@@ -181,6 +182,12 @@ def test_mutants_kill_the_checks_they_name(series_run: VmRun) -> None:
         "memmap-entry-for-driver-managed"]
     assert killers["kdump_file.vmcore_reads_plugged"] == ["vmcore-callback-disabled"]
     assert killers["crash_hotplug.vmcore_reads_plugged"] == ["vmcore-callback-disabled"]
+    # kexec -p's dump is what kexec-tools reads from /proc/iomem's names; kexec -s -p's is not
+    renamed = series_run.check("x86_64.mutant.resource-not-named-system-ram")["data"]
+    for phase in ("boot", "grow", "shrink", "kdump_load"):
+        assert killers[f"{phase}.kdump_dumps_virtio_mem"] == ["resource-not-named-system-ram"]
+        assert f"{phase}.kdump_dumps_virtio_mem" in renamed["failed_checks"]
+    assert "boot.kexec_file_segments" not in renamed["failed_checks"]
     memmap = series_run.check("x86_64.mutant.memmap-entry-for-driver-managed")["data"]
     assert "boot.kexec_file_segments" not in memmap["failed_checks"]  # decided by the flag
 

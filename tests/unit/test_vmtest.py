@@ -337,3 +337,33 @@ def test_unknown_mutant_is_one_line_error_before_anything_runs(tmp_path: Path) -
     result = vmtest_cli("--mutant", "no-such-mutant", "--out", tmp_path)
     assert_one_line_error(result, "unknown mutant no-such-mutant", "warn-at-probe")
     assert not (tmp_path / "report.json").exists()  # refused at the command line
+
+
+def test_kdump_check_takes_what_to_cover_from_sysfs_not_iomem_names(tmp_path: Path) -> None:
+    """online_device_blocks: the online memory blocks inside the device region (given on
+    the command line), whatever /proc/iomem calls the memory; offline ones and blocks
+    outside the region are not listed."""
+    memory = tmp_path / "memory"
+    for index, state in ((0, "online"), (32, "online"), (33, "offline"), (34, "online")):
+        block = memory / f"memory{index}"
+        block.mkdir(parents=True)
+        (block / "phys_index").write_text(f"{index:08x}\n")
+        (block / "state").write_text(f"{state}\n")
+    (memory / "block_size_bytes").write_text("8000000\n")  # 128 MiB
+    (tmp_path / "cmdline").write_text("console=ttyS0 vmtest.device=100000000-10fffffff\n")
+    out = guest_shell(f"MEMORY={memory}; CMDLINE={tmp_path}/cmdline; online_device_blocks",
+                      tmp_path)
+    assert out.splitlines() == ["0000000100000000 0000000107ffffff memory32"]
+
+
+def test_host_recheck_of_kdump_uses_the_blocks_the_guest_listed() -> None:
+    """The kexec -p dump check is rechecked against online_device_blocks when printed: a
+    kernel that renames the memory in /proc/iomem cannot hide it from the check."""
+    tap = ("TAP version 13\n1..1\n# vmtest-range kdump_pt_load 0x0-0xfffff PT_LOAD\n"
+           "# vmtest-range online_device_blocks 0x100000000-0x107ffffff memory32\n"
+           "ok 1 boot.kdump_dumps_virtio_mem\n")
+    parsed = ktap.parse(tap)
+    verdict, findings = host_verdict(parsed, parsed.results[0])
+    assert verdict == "fail"
+    assert findings == ["virtio-mem 0x100000000-0x107ffffff memory32 is not dumped from "
+                        "0x100000000 on"]
