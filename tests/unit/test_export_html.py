@@ -338,3 +338,12 @@ def test_vm_checks_without_side_by_side_data_come_from_the_check_names(tmp_path:
     assert rows[("kexec_file", "kexec_file_segments")][0].find_all("span", "base")[0].text \
         == "base: fail"
     assert "s-warn" in rows[("kdump_load", "kdump_dumps_virtio_mem")][1].classes
+
+
+def test_results_come_before_the_stages_the_matrix_first(rich: Path) -> None:
+    dom = parse(rich.read_text())
+    order = [n.attrs["id"] for n in dom.walk() if n.attrs.get("id") in {
+        "attention", "results", "coverage", "new-warnings", "kunit-cases", "vmtest",
+        "revisions", "stage-tree", "stage-build"}]
+    assert order == ["attention", "results", "coverage", "new-warnings", "kunit-cases",
+                     "vmtest", "revisions", "stage-tree", "stage-build"]

@@ -2,9 +2,9 @@
 
 No server, no CDN, no JavaScript: inline CSS only, every text escaped, every log linked
 relative to the page. It shows the run (series, revision, tree, base, head, status, exit
-code, times), every stage with its checks, and the views of the stages that have them
-(html_views.py): the build's arch x file coverage matrix and new warnings, KUnit cases per
-arch base vs series, VM checks per arch and phase, the revisions diff.
+code, times), what needs attention, the views of the stages that have one (html_views.py:
+the build's arch x file coverage matrix and new warnings, KUnit cases per arch base vs
+series, VM checks per arch and phase, the revisions diff), then every stage and its checks.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from kseries.export.html_base import (
 from kseries.export.html_views import stage_views
 
 PAGE_NAME = "index.html"
+VIEW_ORDER = ("build", "kunit", "vmtest", "revisions")
 
 
 def write(report: Mapping[str, Any], out: Path, settings: ExportSettings) -> list[Path]:
@@ -47,7 +48,7 @@ def render(report: Json, place: Place) -> str:
     title = f"kseries: {report.get('series')} {report.get('revision')}"
     return page(f"{title} - {status_of(report).upper()}",
                 [run_header(report, title), overview(stages), attention(stages, place),
-                 *(stage_section(s, place) for s in stages)])
+                 results(stages), *(stage_section(s, place) for s in stages)])
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -119,6 +120,15 @@ def attention_row(stage: Json, check: Json | None, place: Place) -> Html:
                tag("td", place.log_link(item.get("log"))), cls=f"check st-{status}")
 
 
+def results(stages: Sequence[Json]) -> Html:
+    """The views of the stages that have one, the build's matrix first (VIEW_ORDER)."""
+    order = {name: i for i, name in enumerate(VIEW_ORDER)}
+    shown = sorted((s for s in stages if str(s.get("name")) in order),
+                   key=lambda s: order[str(s.get("name"))])
+    views = [view for view in (stage_views(s) for s in shown) if view]
+    return tag("section", tag("h2", "Results"), *views, id="results") if views else Html("")
+
+
 # -- one stage -------------------------------------------------------------------------------
 
 
@@ -133,7 +143,6 @@ def stage_section(stage: Json, place: Place) -> Html:
              tag("p", *meta, cls="muted")]
     if stage.get("reproducer"):
         parts.append(tag("p", "reproduce: ", tag("code", str(stage["reproducer"]))))
-    parts.append(stage_views(stage))
     parts.append(checks_table(name, stage.get("checks") or (), place))
     return tag("section", *parts, id=f"stage-{name}", cls=f"stage st-{status}")
 
