@@ -119,3 +119,21 @@ def test_events_option_writes_json_lines_or_says_why_not(tmp_path: Path) -> None
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("kseries: error: cannot write events to ")
     assert "give --events a writable file" in bad.stderr
+
+
+def test_bench_takes_vmtest_figures_from_the_events() -> None:
+    from tools.bench.vmtest import scenario_figures
+    recorded = [
+        {"event": "bench-scenario", "scenario": "kexec"},
+        {"event": "guest-start"},
+        {"event": "guest-first-result", "at_s": 4.2},
+        {"event": "guest-phase", "phase": "boot", "duration_s": 6.0},
+        {"event": "guest-phase", "phase": "grow", "duration_s": 3.5},
+        {"event": "guest-end", "duration_s": 20.04},
+        {"event": "bench-scenario", "scenario": "control"},
+        {"event": "guest-end", "duration_s": 5.0},
+        {"event": "guest-end", "duration_s": 2.0},
+    ]
+    assert scenario_figures(recorded) == {
+        "kexec_first_result_s": 4.2, "kexec.boot_s": 6.0, "kexec.grow_s": 3.5,
+        "kexec_guest_s": 20.0, "control_guest_s": 7.0}

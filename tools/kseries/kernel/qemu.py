@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kseries.core import events as run_events
 from kseries.core.errors import KseriesError
 from kseries.core.proc import ToolTimeout, command_line, run
 from kseries.kernel.arches import ARCHES, Arch, GuestFacts, require_arch_program
@@ -294,7 +295,8 @@ def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
     events: list[str] = []
     timed_out: str | None = None
     start = time.monotonic()
-    with stderr_path.open("wb") as stderr:
+    with stderr_path.open("wb") as stderr, \
+            run_events.span("guest", arch=guest.machine.arch, logs=str(logs)) as done:
         # Not proc.run: the guest is watched while it runs (QMP requests, a silence
         # timeout as well as a total one, see _watch), and stopped by _stop.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
@@ -307,6 +309,7 @@ def run_guest(guest: Guest, logs: Path, timeouts: Timeouts,
         finally:
             _stop(proc)
             shutil.rmtree(sockdir, ignore_errors=True)
+        done.update(exit_code=proc.returncode, timed_out=timed_out)
     duration = round(time.monotonic() - start, 3)
     console = _read(console_path)
     return GuestRun(command_line(cmd), None if timed_out else proc.returncode, duration, console,
@@ -327,6 +330,7 @@ class _Watch:
     panicked_at: float | None = None
     announced: int = 0  # crashes the guest asked for (kdump): their panics are not a problem
     pending: str = ""
+    results_seen: int = 0
 
 
 def _watch(proc: subprocess.Popen[bytes], qmp: Qmp | None, console: _Tail, results: _Tail,
@@ -357,7 +361,15 @@ def _watch(proc: subprocess.Popen[bytes], qmp: Qmp | None, console: _Tail, resul
         time.sleep(0.1)
     console.read()
     results.read()
+    _phase_event(state, None, time.monotonic())
     return None
+
+
+def _phase_event(state: _Watch, following: str | None, now: float) -> None:
+    """The phase that just ended, how long it took (from its first result, or from the
+    start for boot) and when, for --events and make bench."""
+    run_events.emit("guest-phase", phase=state.phase, duration_s=round(now - state.phase_since, 3),
+                    ended_at_s=round(now - state.start, 3), next=following)
 
 
 def _serve(line: str, qmp: Qmp | None, on_request: RequestHandler | None, events: list[str],
@@ -382,7 +394,12 @@ def _serve(line: str, qmp: Qmp | None, on_request: RequestHandler | None, events
 
 def _follow_phase(line: str, state: _Watch, now: float) -> None:
     found = RESULT_PHASE_RE.match(line.strip())
+    if found and not state.results_seen:
+        run_events.emit("guest-first-result", at_s=round(now - state.start, 3),
+                        result=line.strip())
+    state.results_seen += 1 if found else 0
     if found and found.group(1) != state.phase:
+        _phase_event(state, found.group(1), now)
         state.phase, state.phase_since = found.group(1), now
 
 
