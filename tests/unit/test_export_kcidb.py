@@ -135,3 +135,13 @@ def test_the_validator_catches_a_broken_document(tmp_path: Path) -> None:
     data["tests"][0]["status"] = "WARN"
     with pytest.raises(jsonschema.ValidationError):
         schema.V5_3.validate_exactly(data)
+
+
+def test_log_urls_are_absolute_uris(tmp_path: Path) -> None:
+    laid = golden_report()
+    laid.report["stages"][1]["checks"][0]["log"] = "logs/x86 64/head.log"  # relative, a space
+    served = build(export(laid, tmp_path, target_url="https://ci.example.org/r/"),
+                   ":build:x86_64:head")
+    assert served["log_url"] == "https://ci.example.org/r/logs/x86%2064/head.log"
+    local = build(export(laid, tmp_path / "local"), ":build:x86_64:head")
+    assert local["log_url"] == (laid.report_dir / "logs" / "x86 64" / "head.log").as_uri()

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from kseries.export import ExportSettings
 
@@ -157,8 +158,13 @@ def log_url(settings: ExportSettings, log: object) -> str | None:
         return None
     relative = relative_log(settings, log)
     if settings.target_url and relative is not None and not Path(relative).is_absolute():
-        return f"{settings.target_url.rstrip('/')}/{relative}"
+        return under_target(settings.target_url, relative)
     return path.resolve().as_uri() if not path.is_absolute() else path.as_uri()
+
+
+def under_target(target_url: str, relative: str) -> str:
+    """RELATIVE (a path under the report dir) as a URL under TARGET_URL, percent-encoded."""
+    return f"{target_url.rstrip('/')}/{quote(relative)}"
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -36,6 +36,7 @@ from kseries.export.common import (
     relative_log,
     safe,
     stages,
+    under_target,
     worst,
 )
 from kseries.export.patches import PatchInfo, series_info
@@ -97,7 +98,7 @@ def target(group: Group, settings: ExportSettings) -> str | None:
     base = settings.target_url.rstrip("/")
     first = next(i for i in group.checks if i.status == group.status)
     log = relative_log(settings, first.check.get("log"))
-    return f"{base}/{log}" if log and not Path(log).is_absolute() else base
+    return under_target(base, log) if log and not Path(log).is_absolute() else base
 
 
 def pwclient(body: Mapping[str, Any], patch: PatchInfo) -> str:
