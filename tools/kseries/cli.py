@@ -33,10 +33,11 @@ from kseries.export.command import (
     check_formats,
     export_after_run,
 )
+from kseries.jobs import command as jobs
 from kseries.kernel.tree import open_default_tree
 from kseries.series import upkeep
 from kseries.series.apply import apply_series
-from kseries.stages.registry import BY_NAME, STAGES
+from kseries.stages.registry import BY_NAME, NO_SUBCOMMAND, STAGES
 
 Handler = Callable[[Context, argparse.Namespace], int]
 EPILOG = ("exit codes: 0 pass, 250 warnings only, 1 failure or bad input, 2 usage, "
@@ -140,7 +141,7 @@ def stage_command(stage: StageDef[Any]) -> Command:
 
 
 def commands() -> list[Command]:
-    by_stage = [stage_command(s) for s in STAGES if s.name not in ("tree", "apply", "revisions")]
+    by_stage = [stage_command(s) for s in STAGES if s.name not in NO_SUBCOMMAND]
     return [
         Command("tree", "fetch and import the default tree; show a tree", cmd_tree,
                 configure_tree),
@@ -160,7 +161,21 @@ def commands() -> list[Command]:
                 upkeep.diff_main, with_upkeep(upkeep.configure_diff)),
         Command("doctor", "check every tool the stages need; the package for each missing one",
                 doctor_main, configure_doctor, locked=False),
+        Command("plan", "cut verify into jobs any CI matrix can run (<out>/jobs.json)",
+                jobs.plan_main, both(jobs.configure_plan, add_run_options)),
+        # the job's own kseries command takes the cache lock, not this one
+        Command("job", "run one job of a plan into --out (after the jobs it needs: --from)",
+                jobs.job_main, both(jobs.configure_job, add_tree_options, add_out),
+                locked=False),
     ]
+
+
+def both(*configures: Callable[[argparse.ArgumentParser], None]
+         ) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        for one in configures:
+            one(parser)
+    return configure
 
 
 def configure_doctor(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.configure(child)
         child.set_defaults(handler=command.handler, locked=command.locked)
     add_report_command(subparsers, EPILOG)  # a plain command: no tree, series or lock
+    jobs.add_merge_command(subparsers, EPILOG)  # plain too
     return parser
 
 

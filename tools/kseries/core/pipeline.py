@@ -75,6 +75,11 @@ class StageDef(Generic[OptionsT]):
     render: Callable[[Stage], list[str]] | None = None
     # A reproducer other than `kseries <name> <common options> <to_args>` (e.g. revisions).
     reproduce: Callable[[Context, OptionsT], str] | None = None
+    # For `kseries plan`: the options cut into one job per arch (what verify runs, arch by
+    # arch), and how the per-arch results become the one stage verify would have written.
+    # None: the stage is one job.
+    split: Callable[[OptionsT], tuple[tuple[str, OptionsT], ...]] | None = None
+    merge: Callable[[Sequence[Stage]], Stage] | None = None
 
     def reproducer(self, ctx: Context, options: OptionsT) -> str:
         if self.reproduce is not None:
@@ -106,8 +111,14 @@ def plan(wanted: Sequence[Planned[Any]], registry: Sequence[StageDef[Any]],
 
 def reproducer(command: str, ctx: Context, stage_args: Sequence[str]) -> str:
     """The command line that redoes COMMAND on the same input: tree, series, revision/mbox."""
+    return shlex.join(["kseries", command, *input_args(ctx), *stage_args])
+
+
+def input_args(ctx: Context) -> list[str]:
+    """The common options that name what a command works on: tree, series, revision or
+    mbox (and its thread revision), base version."""
     opts = ctx.options
-    args = ["kseries", command]
+    args: list[str] = []
     if opts.tree is not None:
         args += ["--tree", str(opts.tree)]
     if opts.series_file is not None:
@@ -120,7 +131,7 @@ def reproducer(command: str, ctx: Context, stage_args: Sequence[str]) -> str:
         args += ["--revision", opts.revision]
     if opts.base_version is not None:
         args += ["--base-version", opts.base_version]
-    return shlex.join([*args, *stage_args])
+    return args
 
 
 @dataclass(frozen=True)

@@ -15,3 +15,6 @@ from kseries.stages.vmtest.stage import STAGE as VMTEST
 
 STAGES: tuple[StageDef[Any], ...] = (TREE, APPLY, CHECKS, BUILD, CALLERS, KUNIT, VMTEST, REVISIONS)
 BY_NAME: dict[str, StageDef[Any]] = {s.name: s for s in STAGES}
+# Stages verify runs that have no subcommand of their own: tree and apply come with every
+# stage (its needs), revisions only runs inside verify.
+NO_SUBCOMMAND: tuple[str, ...] = ("tree", "apply", "revisions")

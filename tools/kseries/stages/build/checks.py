@@ -162,7 +162,7 @@ def coverage_matrix(plan: Plan, runs: Sequence[ArchRun]) -> dict[str, dict[str, 
     return matrix
 
 
-def coverage_check(plan: Plan, matrix: Mapping[str, Mapping[str, Mapping[str, str]]],
+def coverage_check(matrix: Mapping[str, Mapping[str, Mapping[str, str]]],
                    some_arches: bool = False) -> Check:
     """Every file built on at least one arch. With only some arches selected (--arch), a
     file that none of them can build is a warning: another arch may build it."""
@@ -193,10 +193,15 @@ def coverage_check(plan: Plan, matrix: Mapping[str, Mapping[str, Mapping[str, st
 
 
 def bisect_check(first_bad: Mapping[str, str], runs: Sequence[ArchRun]) -> Check:
+    return bisect_check_of(first_bad, [r.setup.arch.name for r in runs])
+
+
+def bisect_check_of(first_bad: Mapping[str, str], arch_names: Sequence[str]) -> Check:
+    """Every patch builds on ARCH_NAMES, or where each arch first broke."""
     if first_bad:
         text = "; ".join(f"{arch}: first broken by {what}" for arch, what in first_bad.items())
         return Check(name="bisect", status="fail", summary=text,
                      data={"first_bad": dict(first_bad)})
-    arches = ", ".join(r.setup.arch.name for r in runs)
+    arches = ", ".join(arch_names)
     return Check(name="bisect", status="pass", summary=f"every patch builds on {arches}",
                  data={"first_bad": {}})

@@ -30,6 +30,7 @@ from kseries.core.context import Context
 from kseries.core.pipeline import RunState, StageDef
 from kseries.core.report import Stage
 from kseries.kernel.arches import ARCHES, Arch, check_toolchain, get_arch
+from kseries.stages.build.merge import merge_arch_stages, split_by_arch
 from kseries.stages.build.options import SPARSE_ARCH, BuildOptions
 from kseries.stages.build.run import run_build
 
@@ -98,4 +99,4 @@ STAGE: StageDef[BuildOptions] = StageDef(
     name="build", help="build touched and calling files per arch: new warnings, bisect",
     run=build_stage, from_args=options_from_args, for_verify=verify_options,
     to_args=options_to_args, configure=configure_parser, needs=lambda _o: ("apply",),
-    tools=tools_for, render=render)
+    tools=tools_for, render=render, split=split_by_arch, merge=merge_arch_stages)

@@ -52,7 +52,7 @@ def summarise(ctx: Context, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
         if arch_run.sparse_head is not None:
             checks.append(sparse_check(arch_run, options.base))
     coverage = coverage_matrix(plan, runs)
-    checks.append(coverage_check(plan, coverage, len(runs) < len(ARCHES)))
+    checks.append(coverage_check(coverage, len(runs) < len(ARCHES)))
     if options.bisect and applied.patches:
         checks.append(bisect_check(first_bad, runs))
     data = {

@@ -471,8 +471,25 @@ def kvm_boots(worktree: Path, spec: Arch, common: list[str], log: Path) -> bool:
     return "Linux version" in ran.output or "KTAP version" in ran.output
 
 
+def split_by_arch(options: KunitOptions) -> tuple[tuple[str, KunitOptions], ...]:
+    """One job per arch, the base run with the arch whose base verify runs."""
+    return tuple((arch, replace(options, arches=(arch,), base_arches=tuple(
+        a for a in options.base_arches if a == arch))) for arch in options.arches)
+
+
+def merge_jobs(stages: Sequence[Stage]) -> Stage:
+    """Per-arch job stages as one: every run's checks and data (each check is per arch)."""
+    checks = [c for s in stages for c in s.checks]
+    first = stages[0]
+    data = {**first.data, "runs": [r for s in stages for r in s.data.get("runs", [])]}
+    return replace(first, status=worst([s.status for s in stages]),
+                   summary="; ".join(s.summary for s in stages), checks=tuple(checks),
+                   duration_s=round(sum(s.duration_s for s in stages), 3), data=data)
+
+
 STAGE: StageDef[KunitOptions] = StageDef(
     name="kunit", help="run the MHP_DRIVER_MANAGED KUnit suite (kunit.py, QEMU); "
     "--against-base proves it bites", run=kunit_stage, from_args=options_from_args,
     for_verify=verify_options, to_args=options_to_args, configure=configure_parser,
-    needs=lambda _o: ("apply",), tools=tools_for, render=render)
+    needs=lambda _o: ("apply",), tools=tools_for, render=render, split=split_by_arch,
+    merge=merge_jobs)

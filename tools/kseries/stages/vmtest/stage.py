@@ -11,6 +11,7 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -337,6 +338,24 @@ def merge_arches(stages: list[Stage], took: float) -> Stage:
                    duration_s=took, checks=tuple(checks), data=data)
 
 
+def split_by_arch(options: VmOptions) -> tuple[tuple[str, VmOptions], ...]:
+    """One job per guest arch, each as vmtest() runs it: the first with everything asked
+    for, the others with the series only."""
+    first = (options.arch, replace(options, more_arches=()))
+    return (first, *((arch, replace(options, arch=arch, base=False, mutants=False,
+                                    every_commit=False, more_arches=()))
+                     for arch in options.more_arches))
+
+
+def merge_jobs(stages: Sequence[Stage]) -> Stage:
+    """Per-arch job stages as vmtest() would have made them in one run: each job also has
+    the other arches' reasoned skips, which only the first arch's keeps."""
+    skips = {f"{arch} guest" for arch in NO_GUEST}
+    rest = [replace(s, checks=tuple(c for c in s.checks if c.name not in skips))
+            for s in stages[1:]]
+    return merge_arches([*stages[:1], *rest], round(sum(s.duration_s for s in stages), 3))
+
+
 # -- interface: verify stage, subcommand ----------------------------------------------------
 
 
@@ -361,5 +380,5 @@ STAGE: StageDef[VmOptions] = StageDef(
     tools=lambda o: () if userspace_problem(o.arch) is not None else (
         "make", "ccache", machine(o.arch).qemu, "busybox", "kexec", "makedumpfile",
         *(machine(a).qemu for a in o.more_arches)),
-    render=render)
+    render=render, split=split_by_arch, merge=merge_jobs)
 
