@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Node programs the tests run (tools/node/package-lock.json pins them): gitlab-ci-local
+NODE   := tools/node
+NODE_STAMP := $(NODE)/node_modules/.installed
 
 .PHONY: setup deps tree verify check test lint bench clean
 
-setup: deps $(STAMP)
+setup: deps $(STAMP) $(NODE_STAMP)
 
 deps:
 	bash tools/install-deps.sh
@@ -17,6 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+$(NODE_STAMP): $(NODE)/package-lock.json
+	npm ci --prefix $(NODE) --no-audit --no-fund --loglevel=error
 	touch $@
 
 tree: setup

@@ -8,6 +8,7 @@ packages=(
   ccache sparse coccinelle
   busybox-static kexec-tools makedumpfile
   chromium  # headless: the tests render the html export in a real browser
+  nodejs  # npm: gitlab-ci-local (Makefile) runs the generated CI pipeline in the tests
   libc6-dev-arm64-cross
 )
 # Runs before the venv exists: the system python3 (Debian 12: 3.11, which has tomllib).

@@ -4,13 +4,16 @@ back into what one serial run writes (fixture reports; the real run is tests/rea
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from kseries.core.errors import KseriesError
 from kseries.core.report import Check, Report, Stage
+from kseries.jobs.gitlab import write_pipeline
 from kseries.jobs.merge import JOB_MARK, merge_jobs, read_job
+from kseries.jobs.plan import Job, JobPlan
 from kseries.kernel.arches import get_arch
 from kseries.stages.build.merge import merge_arch_stages, split_by_arch
 from kseries.stages.build.options import BuildOptions
@@ -19,7 +22,7 @@ from kseries.stages.kunit.stage import split_by_arch as kunit_split
 from kseries.stages.vmtest.guest import VmOptions
 from kseries.stages.vmtest.stage import merge_jobs as vm_merge
 from kseries.stages.vmtest.stage import split_by_arch as vm_split
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import ROOT, assert_one_line_error, run_cli
 
 
 def check(name: str, status: str = "pass", **extra: object) -> Check:
@@ -149,3 +152,34 @@ def test_job_needs_the_results_it_reads(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("job", "callers", "--plan-file", plan, "--out",
                                   tmp_path / "o"), "is not a kseries plan")
 
+
+
+GITLAB_CI_LOCAL = ROOT / "tools" / "node" / "node_modules" / ".bin" / "gitlab-ci-local"
+
+
+def gitlab_ci_local(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if not GITLAB_CI_LOCAL.is_file():
+        pytest.fail(f"{GITLAB_CI_LOCAL} is missing: make setup installs it (npm ci)")
+    return subprocess.run([str(GITLAB_CI_LOCAL), *args], cwd=repo, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_the_gitlab_pipeline_passes_gitlabs_schema_with_every_job(small_repo: Path) -> None:
+    """gitlab-ci-local validates the file against GitLab's CI schema and lists its jobs:
+    the matrix over the jobs that need nothing, one job per job that reads others, the
+    merge last."""
+    plan = JobPlan("s", "v3", "b", {}, (
+        Job("checks", "checks", None, ("checks",)),
+        Job("build-x86_64", "build", "x86_64", ("build", "--arch=x86_64")),
+        Job("callers", "callers", None, ("callers",), ("build-x86_64",))))
+    write_pipeline(plan, small_repo / ".gitlab-ci.yml", kseries="kseries")
+    listed = gitlab_ci_local(small_repo, "--list")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "json schema validated" in listed.stderr
+    rows = {line.split("  ")[0].strip() for line in listed.stdout.splitlines()}
+    assert {"kseries-job: [checks]", "kseries-job: [build-x86_64]", "kseries-callers",
+            "kseries-merge"} <= rows
+    preview = gitlab_ci_local(small_repo, "--preview").stdout
+    assert ("kseries job callers --plan-file jobs.json --out jobs/callers "
+            "--from jobs/build-x86_64") in preview
+    assert "kseries merge jobs/checks jobs/build-x86_64 jobs/callers --out out" in preview

@@ -162,7 +162,7 @@ def commands() -> list[Command]:
         Command("doctor", "check every tool the stages need; the package for each missing one",
                 doctor_main, configure_doctor, locked=False),
         Command("plan", "cut verify into jobs any CI matrix can run (<out>/jobs.json)",
-                jobs.plan_main, both(jobs.configure_plan, add_run_options)),
+                jobs.plan_main, both(jobs.configure_plan, add_stage_selection, add_run_options)),
         # the job's own kseries command takes the cache lock, not this one
         Command("job", "run one job of a plan into --out (after the jobs it needs: --from)",
                 jobs.job_main, both(jobs.configure_job, add_tree_options, add_out),

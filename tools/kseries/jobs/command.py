@@ -11,6 +11,7 @@ from kseries.core.context import Context, progress
 from kseries.core.errors import KseriesError
 from kseries.core.report import write_json_atomic
 from kseries.export.command import add_format_options, check_formats, export_after_run
+from kseries.jobs.gitlab import PIPELINE_NAME, write_pipeline
 from kseries.jobs.merge import JOB_MARK, merge_jobs, read_job
 from kseries.jobs.plan import PLAN_NAME, Job, load_plan, make_plan, write_plan
 
@@ -22,15 +23,26 @@ JOB_TIMEOUT_S = 4 * 60 * 60
 def configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan-file", type=Path, default=None, metavar="FILE",
                         help=f"where to write the plan (default: <out>/{PLAN_NAME})")
+    parser.add_argument("--format", dest="plan_format", choices=("json", "gitlab-ci"),
+                        default="json", help="json: jobs.json only; gitlab-ci: also "
+                        f"<out>/{PIPELINE_NAME}, a child pipeline that runs the jobs")
+    parser.add_argument("--kseries-command", default="kseries", metavar="CMD",
+                        help="how the pipeline's jobs call kseries (default: kseries)")
 
 
 def plan_main(ctx: Context, args: argparse.Namespace) -> int:
-    plan = make_plan(ctx)
+    plan = make_plan(ctx, args.stage, args.arch)
     path = write_plan(plan, args.plan_file or ctx.out / PLAN_NAME)
     for job in plan.jobs:
         needs = f" (after {', '.join(job.needs)})" if job.needs else ""
         print(f"{job.id}: kseries {' '.join(job.argv)}{needs}")
     print(f"plan: {path} ({len(plan.jobs)} jobs)")
+    if args.plan_format == "gitlab-ci":
+        # paths as given (relative in a CI job), not resolved on this machine
+        named = args.plan_file or args.out / PLAN_NAME
+        written = write_pipeline(plan, ctx.out / PIPELINE_NAME, kseries=args.kseries_command,
+                                 plan_file=str(named))
+        print(f"pipeline: {written}")
     return 0
 
 

@@ -65,14 +65,19 @@ class JobPlan:
         return asdict(self)
 
 
-def make_plan(ctx: Context) -> JobPlan:
-    """The jobs of `kseries verify` on CTX's series, tree and revision."""
+def make_plan(ctx: Context, names: Sequence[str] | None = None,
+              arches: Sequence[str] | None = None) -> JobPlan:
+    """The jobs of `kseries verify [--stage NAMES] [--arch ARCHES]` on CTX's series, tree
+    and revision (a stage that reads another's results brings that stage's jobs)."""
     common = input_args(ctx)
+    wanted = set(names or [s.name for s in STAGES])
+    wanted |= {need for name in list(wanted) for need in READS_RESULTS_OF.get(name, ())}
+    only = tuple(arches) if arches else None
     jobs: list[Job] = []
     for stage in STAGES:
-        if stage.name in EVERY_JOB_RUNS:
+        if stage.name in EVERY_JOB_RUNS or stage.name not in wanted:
             continue
-        options = stage.for_verify(ctx, None)
+        options = stage.for_verify(ctx, only)
         parts = stage.split(options) if stage.split else ((None, options),)
         for arch, part in parts:
             command = ((stage.name, *common, *stage.to_args(part))
