@@ -103,7 +103,7 @@ def test_the_per_patch_check_names_the_patch_that_fixes_each_case(outcome: Outco
 
 def test_report_holds_a_check_per_case_and_the_logs(outcome: Outcome) -> None:
     names = {c["name"] for c in outcome.stage["checks"]}
-    assert f"x86_64: {SUITE}.dm_flag_resource_and_removal" in names
+    assert f"x86_64: {SUITE}.dm_named_resource" in names and "x86_64: cases per patch" in names
     logs = outcome.out / "kunit"
     assert (logs / "series-x86_64.json").is_file() and (logs / "base-x86_64.log").is_file()
     assert "Linux version" in (logs / "series-x86_64.console.log").read_text()
