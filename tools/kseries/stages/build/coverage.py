@@ -4,6 +4,7 @@ whether its calls are compiled under this config."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -58,19 +59,25 @@ class ArchSetup:
                      if c.status == "buildable")
 
 
-def build_dir_for(cache: Path, worktree: Path, arch: Arch) -> Path:
-    """<cache>/build/series-<arch>-<worktree key>: one warm O= dir per arch and tree."""
+def build_dir_for(cache: Path, worktree: Path, arch: Arch, fragments: Sequence[Path]) -> Path:
+    """<cache>/build/series-<arch>-<worktree key>-<fragments key>: one warm O= dir per arch,
+    tree and config. Series on a tree that lacks a symbol a fragment needs (the base, v2)
+    merge fewer fragments than v3: in one shared dir each switch redid the config, its
+    kconfiglib answers and `make prepare`, and recompiled what the config touches."""
     key = worktree.name.rsplit("-", 1)[-1]
-    return cache / "build" / f"series-{arch.name}-{key}"
+    digest = hashlib.sha1()
+    for fragment in fragments:
+        digest.update(fragment.name.encode() + b"\0" + fragment.read_bytes() + b"\0")
+    return cache / "build" / f"series-{arch.name}-{key}-{digest.hexdigest()[:8]}"
 
 
 def configure(cache: Path, worktree: Path, arch: Arch, out: Path,
               targets: Sequence[Target]) -> ArchSetup:
     """Merge and validate the config, then decide which targets this arch can build."""
-    build_dir = build_dir_for(cache, worktree, arch)
+    fragments = build_fragments(arch, tree=worktree)
+    build_dir = build_dir_for(cache, worktree, arch, fragments)
     out_dir = out / "build" / arch.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    fragments = build_fragments(arch, tree=worktree)
     with stopwatch() as took:
         progress(f"build {arch.name}: config {arch.defconfig} + "
                  f"{' '.join(f.name for f in fragments)}")
