@@ -290,3 +290,18 @@ def test_only_objects_that_built_at_the_base_are_new_failures(tmp_path: Path) ->
     only_old = StepResult("x86_64", "patch-1", "c0ffee", ("mm/a.o", "mm/b.o"), ("mm/b.o",),
                           (), 1.0, "log", "make", returncode=2)
     assert new_failures(base, only_old) == []
+
+
+def test_caller_files_are_remembered_per_head_and_names(small_repo: Path, tmp_path: Path) -> None:
+    """A second build of the same head (a rerun, a per-arch job) does not tokenize the
+    tree again; another head or other names ask again."""
+    from kseries.stages.build.plan import cached_caller_files
+    (small_repo / "mm" / "b.c").write_text("void f(void) { add_memory(0, 0, 0, 0); }\n")
+    git(small_repo, "add", "mm/b.c")
+    cache = tmp_path / "cache"
+    first = cached_caller_files(cache, small_repo, "head1", ["add_memory"])
+    assert first == {"mm/b.c": ("add_memory",)}
+    (small_repo / "mm" / "b.c").unlink()
+    assert cached_caller_files(cache, small_repo, "head1", ["add_memory"]) == first
+    assert cached_caller_files(cache, small_repo, "head2", ["add_memory"]) == {}
+    assert cached_caller_files(None, small_repo, "head1", ["add_memory"]) == {}

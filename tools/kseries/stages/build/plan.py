@@ -4,6 +4,9 @@ ctokens)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -129,7 +132,30 @@ class Plan:
         return {t.obj: t.source for t in self.targets}
 
 
-def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = ()) -> Plan:
+def cached_caller_files(cache: Path | None, worktree: Path, head: str,
+                        names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """caller_files(), remembered per head commit and names in <cache>/callers/: finding
+    the calls tokenizes every file git grep names (minutes on the whole tree), and every
+    build of the same head (a second run, a per-arch job) asks the same question."""
+    wanted = sorted(set(names))
+    if cache is None:
+        return caller_files(worktree, wanted)
+    key = hashlib.sha1(json.dumps([head, wanted]).encode()).hexdigest()
+    path = cache / "callers" / f"{key}.json"
+    try:
+        return {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        pass
+    found = caller_files(worktree, wanted)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(found))
+    os.replace(scratch, path)
+    return found
+
+
+def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = (),
+              cache: Path | None = None) -> Plan:
     """Which files to compile: touched .c files, then the files that call a function whose
     definition or prototype the series touches; when that includes a function of the API
     FAMILY (series.toml), the callers of every function of the family."""
@@ -144,7 +170,7 @@ def make_plan(worktree: Path, applied: ApplyResult, family: Sequence[str] = ()) 
     wanted = dict(functions)
     if set(functions) & set(family):
         wanted.update({name: "api family" for name in family if name not in functions})
-    found = caller_files(worktree, wanted)
+    found = cached_caller_files(cache, worktree, applied.head, wanted)
     targets: dict[str, Target] = {}
     skipped: list[tuple[str, str]] = []
     for change in changes:

@@ -21,7 +21,7 @@ def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOpti
     with stopwatch() as took:
         worktree = applied.worktree
         ensure_worktree(tree, worktree, applied.head)
-        plan = make_plan(worktree, applied, ctx.config.api.family)
+        plan = make_plan(worktree, applied, ctx.config.api.family, ctx.cache)
         progress(f"build: {len(plan.targets)} file(s) to compile on "
                  f"{', '.join(a.name for a in options.arches)}")
         setups = [configure(ctx.cache, worktree, arch, ctx.out, plan.targets)
