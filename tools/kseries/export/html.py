@@ -70,12 +70,20 @@ def run_header(report: Json, title: str) -> Html:
              ("ended", report.get("ended") or "not finished"),
              ("kseries", report.get("kseries_version"))]
     tools: Mapping[str, Any] = report.get("tools") or {}
-    facts += [(f"tool {name}", version) for name, version in tools.items()]
-    rows = [row(tag("th", name, scope="row"), tag("td", value if isinstance(value, Html)
+    # the tools' versions fold away (<details> needs no script): open, they pushed the
+    # results a screen down
+    versions = [(f"tool {name}", version) for name, version in tools.items()]
+    return tag("header", tag("h1", title, " ", badge(status)),
+               tag("table", tag("tbody", *fact_rows(facts)), cls="facts", id="run"),
+               tag("details", tag("summary", f"versions of the {len(versions)} tools used"),
+                   tag("table", tag("tbody", *fact_rows(versions)), cls="facts", id="tools")),
+               id="top")
+
+
+def fact_rows(facts: Sequence[tuple[str, Any]]) -> list[Html]:
+    return [row(tag("th", name, scope="row"), tag("td", value if isinstance(value, Html)
                                                   else str(value if value is not None else "-")))
             for name, value in facts]
-    return tag("header", tag("h1", title, " ", badge(status)),
-               tag("table", tag("tbody", *rows), cls="facts", id="run"), id="top")
 
 
 def check_counts(checks: Sequence[Json]) -> str:
