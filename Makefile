@@ -38,7 +38,7 @@ check: tree
 	$(BIN)/mypy tools/kseries tools/bench
 	$(BIN)/python -m pytest -q --durations=30 tests
 
-# The fast tier for the inner loop: no kernel tree, no kernel builds (under two minutes).
+# The fast tier for the inner loop: no kernel tree, no kernel builds (about three minutes here).
 test: setup
 	$(BIN)/ruff check tools tests
 	$(BIN)/mypy tools/kseries tools/bench
