@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kseries.core.errors import KseriesError
@@ -91,10 +91,7 @@ def stages_named(name: str, results: Sequence[JobResult]) -> list[Stage]:
 
 def same_or_first(stages: Sequence[Stage]) -> Stage:
     """A stage several jobs ran alike (tree, apply): the first, with the worst status."""
-    return Stage(name=stages[0].name, status=worst([s.status for s in stages]),
-                 summary=stages[0].summary, duration_s=stages[0].duration_s,
-                 checks=stages[0].checks, log=stages[0].log,
-                 reproducer=stages[0].reproducer, data=stages[0].data)
+    return replace(stages[0], status=worst([s.status for s in stages]))
 
 
 def check_same_head(results: Sequence[JobResult]) -> None:
