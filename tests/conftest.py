@@ -102,6 +102,22 @@ def real_tree() -> Tree:
     return provide_default_tree(cache_dir(), config.base, progress=lambda _m: None)
 
 
+@dataclass(frozen=True)
+class DefaultBuild:
+    """`kseries build --out OUT` of the current revision on every arch, run once a session:
+    the build test checks it, the jobs test compares its merged jobs with it. A test that
+    adds stages copies OUT first."""
+
+    out: Path
+    result: CliResult
+
+
+@pytest.fixture(scope="session")
+def default_build(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> DefaultBuild:
+    out = tmp_path_factory.mktemp("default-build")
+    return DefaultBuild(out, run_cli("build", "--out", out))
+
+
 @pytest.fixture
 def small_repo(tmp_path: Path) -> Iterator[Path]:
     """A tiny 'kernel' git repo: a Makefile with a version and one C file."""

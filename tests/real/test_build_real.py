@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from kseries.kernel.tree import Tree, cache_dir
 from kseries.series.apply import worktree_path
-from tests.conftest import FIXTURES, ROOT, CliResult, git, run_cli, snapshot
+from tests.conftest import FIXTURES, ROOT, CliResult, DefaultBuild, git, run_cli, snapshot
 
 pytestmark = pytest.mark.realtree
 
@@ -133,10 +134,12 @@ def test_break_on_s390_only_is_caught_by_the_s390_build(real_tree: Tree, tmp_pat
     assert git(worktree, "rev-parse", "HEAD") == stage["data"]["head"]
 
 
-def test_series_builds_everywhere_bisectable_without_new_warnings(real_tree: Tree,
-                                                                  tmp_path: Path) -> None:
-    result = build(tmp_path)
+def test_series_builds_everywhere_bisectable_without_new_warnings(
+        default_build: DefaultBuild, tmp_path: Path) -> None:
+    result = default_build.result
+    assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
+    shutil.copytree(default_build.out, tmp_path, dirs_exist_ok=True)  # callers adds a stage
     stage = build_stage(tmp_path)
     assert stage["status"] == "pass", stage["summary"]
     coverage = stage["data"]["coverage"]

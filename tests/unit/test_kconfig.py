@@ -182,8 +182,12 @@ def test_merge_is_skipped_when_inputs_are_unchanged(real_tree: Tree, tmp_path: P
     changed.write_text("# CONFIG_ARCH_MEMORY_PROBE is not set\n")
     merge_config(real_tree.path, build_dir, arch, [*fragments, changed])
     assert read_config_values(config.read_text())["ARCH_MEMORY_PROBE"] == "n"
-    merge_config(real_tree.path, build_dir, arch, fragments)
+    log = tmp_path / "config.log"
+    merge_config(real_tree.path, build_dir, arch, fragments, log=log)
     assert read_config_values(config.read_text())["ARCH_MEMORY_PROBE"] == "y"
+    # back to inputs this build dir has seen: their .config is put back, make is not run
+    assert "the .config these inputs gave before" in log.read_text()
+    assert "$ make" not in log.read_text()
 
 
 @pytest.mark.realtree

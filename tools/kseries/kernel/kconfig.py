@@ -3,7 +3,10 @@
 merge_config() runs the kernel's own make targets (defconfig, olddefconfig) in an O= build dir
 and merges the fragments in between (as scripts/kconfig/merge_config.sh -m does). A hash stamp
 of every input (the tree's Kconfig files and arch configs, the fragments, the compiler) lets a
-second call with unchanged inputs return at once.
+second call with unchanged inputs return at once, and the build dir remembers the .config of
+the last few input sets: one build dir serves series whose heads differ in a Kconfig file (v3
+adds its suite's symbol), and a switch between them puts the known .config back instead of
+running defconfig and olddefconfig again.
 
 validate_config() loads the tree's Kconfig with kconfiglib and checks that every symbol a
 fragment asks for has that value in the resulting .config; when not, the problem names the unmet
@@ -15,19 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import kconfiglib
 
-from kseries.core import events, paths
+from kseries.core import events, paths, stamped
 from kseries.core import git as g
 from kseries.core.errors import KseriesError
 from kseries.core.proc import command_line, run
@@ -42,6 +44,8 @@ NEEDS_HEADER_RE = re.compile(r"^#\s*needs:\s*([A-Za-z0-9_]+)\s*$", re.MULTILINE)
 SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 STAMP = ".kseries-config.stamp"
+KNOWN_CONFIGS = ".kseries-configs"
+KNOWN_CONFIGS_KEPT = 8
 VALIDATED = ".kseries-validated.json"
 MISSING = "symbol does not exist in this tree"
 
@@ -207,6 +211,9 @@ def _merge(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path], i
     if config.is_file() and stamp.is_file() and \
             stamp.read_text().split() == [inputs, _sha(config.read_bytes())]:
         events.emit("cache-hit", what=f"config {arch.name}", config=str(config))
+        known = build_dir / KNOWN_CONFIGS / f"{inputs}.config"
+        if not known.is_file():  # a build dir from before the configs were remembered
+            _remember(config, known)
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(f"# {config}: inputs unchanged (stamp {inputs[:16]}), "
@@ -214,14 +221,44 @@ def _merge(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Path], i
         return config
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    output = [_make(arch, tree, build_dir, arch.defconfig)]
-    output.append(merge_fragments(tree, config, fragments))
-    output.append(_make(arch, tree, build_dir, "olddefconfig"))
+    known = build_dir / KNOWN_CONFIGS / f"{inputs}.config"
+    if known.is_file():
+        _put_back(known, config)
+        events.emit("cache-hit", what=f"config {arch.name}", config=str(config), known=True)
+        output = [f"# {config}: the .config these inputs gave before (stamp {inputs[:16]}), "
+                  f"{arch.defconfig} + fragments + olddefconfig not redone\n"]
+    else:
+        output = [_make(arch, tree, build_dir, arch.defconfig)]
+        output.append(merge_fragments(tree, config, fragments))
+        output.append(_make(arch, tree, build_dir, "olddefconfig"))
+        _remember(config, known)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("".join(output))
     stamp.write_text(f"{inputs} {_sha(config.read_bytes())}\n")
     return config
+
+
+def _put_back(known: Path, config: Path) -> None:
+    """KNOWN as CONFIG, through a rename (an interrupted copy leaves no half .config); when
+    they are equal CONFIG is left alone, its mtime too, so make has nothing to redo."""
+    data = known.read_bytes()
+    if config.is_file() and config.read_bytes() == data:
+        return
+    partial = config.with_name(config.name + ".kseries-partial")
+    partial.write_bytes(data)
+    partial.replace(config)
+
+
+def _remember(config: Path, known: Path) -> None:
+    """Keep CONFIG as KNOWN, dropping the oldest beyond KNOWN_CONFIGS_KEPT."""
+    known.parent.mkdir(exist_ok=True)
+    partial = known.with_name(known.name + ".partial")
+    partial.write_bytes(config.read_bytes())
+    partial.replace(known)
+    kept = sorted(known.parent.glob("*.config"), key=lambda p: p.stat().st_mtime_ns)
+    for old in kept[:-KNOWN_CONFIGS_KEPT]:
+        old.unlink(missing_ok=True)
 
 
 def _make(arch: Arch, tree: Path, build_dir: Path, target: str) -> str:
@@ -521,15 +558,13 @@ def setup_config(tree: Path, build_dir: Path, arch: Arch, fragments: Sequence[Pa
     stamp = f"{inputs} {_sha(config.read_bytes())}"
     kconfig = LazyKconfig(tree, arch, config)
     cache = build_dir / VALIDATED
-    try:
-        saved = json.loads(cache.read_text())
-        if saved.get("stamp") == stamp:
-            problems = tuple(KconfigProblem(**p) for p in saved["problems"])
+    saved = stamped.load(cache, stamp)
+    if isinstance(saved, list):
+        with suppress(TypeError):
+            problems = tuple(KconfigProblem(**p) for p in saved)
             return ConfigResult(config, stamp, problems, kconfig)
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        pass
     problems = tuple(problems_in(kconfig, config.read_text(), requested_values(fragments)))
-    cache.write_text(json.dumps({"stamp": stamp, "problems": [asdict(p) for p in problems]}))
+    stamped.save(cache, stamp, [asdict(p) for p in problems])
     return ConfigResult(config, stamp, problems, kconfig)
 
 

@@ -5,13 +5,13 @@ whether its calls are compiled under this config."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kseries.core import stamped
 from kseries.core.context import progress
 from kseries.core.errors import KseriesError
 from kseries.core.report import stopwatch
@@ -157,12 +157,9 @@ class _CanEnable:
         self.path = build_dir / CAN_ENABLE_CACHE
         self.answers: dict[str, list[Any]] = {}
         self.dirty = False
-        try:
-            saved = json.loads(self.path.read_text())
-            if saved.get("stamp") == self.stamp:
-                self.answers = dict(saved["symbols"])
-        except (FileNotFoundError, ValueError, KeyError):
-            pass
+        saved = stamped.load(self.path, self.stamp)
+        if isinstance(saved, dict):
+            self.answers = dict(saved)
 
     def can_enable(self, name: str) -> tuple[bool, str]:
         if name not in self.answers:
@@ -177,4 +174,4 @@ class _CanEnable:
 
     def save(self) -> None:
         if self.dirty:
-            self.path.write_text(json.dumps({"stamp": self.stamp, "symbols": self.answers}))
+            stamped.save(self.path, self.stamp, self.answers)

@@ -67,6 +67,7 @@ class VmOptions:
     # how long the guest waits for the driver to follow a resize (a mutant may never)
     plug_timeout_s: int = 120
     scenarios: tuple[str, ...] = ()  # () = all of SCENARIOS
+    guests: int = 0  # guests run at once (guest_pool.py); 0: one per CPU
 
     @property
     def boot_size(self) -> int:

@@ -42,6 +42,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mutant", dest="only_mutants", action="append", metavar="NAME",
                         help="with --mutants, only this mutant (repeatable; the patch's file "
                              "name without .patch)")
+    parser.add_argument("--guests", type=int, default=0, metavar="N",
+                        help="guests run at once (default: one per CPU: a TCG guest uses one)")
     parser.add_argument("--phases", default=None, metavar="NAME:MIB,...",
                         help="virtio-mem sizes per phase (default: boot:256,grow:512,"
                              "shrink:128; the first is the size at boot)")
@@ -70,7 +72,13 @@ def options_from(args: argparse.Namespace) -> VmOptions:
                      only_mutants=tuple(args.only_mutants or ()),
                      every_commit=args.every_commit,
                      more_arches=tuple(a for a in args.more_arches or () if a != args.arch),
-                     scenarios=tuple(args.scenarios or ()))
+                     scenarios=tuple(args.scenarios or ()), guests=guests_from(args.guests))
+
+
+def guests_from(value: int) -> int:
+    if value < 0:
+        raise KseriesError(f"--guests: {value} is negative; give N >= 1, or 0 for one per CPU")
+    return value
 
 
 def options_to_args(options: VmOptions) -> list[str]:
@@ -88,6 +96,7 @@ def options_to_args(options: VmOptions) -> list[str]:
     args += [f"--mutant={name}" for name in options.only_mutants]
     args += ["--every-commit"] if options.every_commit else []
     args += [f"--also-arch={arch}" for arch in options.more_arches]
+    args += [f"--guests={options.guests}"] if options.guests != default.guests else []
     return args
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from kseries.stages.vmtest.guest import (
     run_kernel,
     selected_scenarios,
 )
+from kseries.stages.vmtest.guest_pool import guest_workers, run_at_once
 from kseries.stages.vmtest.kernel import (
     KernelBuild,
     build_pair,
@@ -169,14 +171,13 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     initrds = {b.label: pack_initramfs(applied.worktree, cache, b, opts.arch) for b in builds}
     series_build = builds[-1]
     accel, note = choose_accel(cache, m, series_build, initrds["series"], opts, logs)
-    results = []
-    for build in reversed(builds):  # the series first: its result matters most
-        for scenario in arch_scenarios(opts.arch, opts.scenarios):
-            if build.label == "base" and not scenario.with_base:
-                continue
-            where = logs / build.label / scenario.name
-            results.append(run_kernel(build, initrds[build.label], m, opts, accel, where,
-                                      scenario))
+    runs = [partial(run_kernel, build, initrds[build.label], m, opts, accel,
+                    logs / build.label / scenario.name, scenario)
+            for build in reversed(builds)  # the series first: its result matters most
+            for scenario in arch_scenarios(opts.arch, opts.scenarios)
+            if build.label != "base" or scenario.with_base]
+    results = run_at_once(runs, guest_workers(opts.guests))
+    for build in builds:
         if opts.keep:
             keep = logs / build.label
             shutil.copyfile(build.image, keep / Path(m.kernel_image).name)

@@ -5,8 +5,9 @@ commit of the series (a runtime bisect: each one must boot and pass the guest ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from kseries.core.context import progress
@@ -18,7 +19,8 @@ from kseries.kernel.qemu import Machine
 from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest.checks import KernelResult, checks_for
 from kseries.stages.vmtest.guest import VmOptions, arch_scenarios, pack_initramfs, run_kernel
-from kseries.stages.vmtest.kernel import build_kernel
+from kseries.stages.vmtest.guest_pool import guest_workers, run_at_once
+from kseries.stages.vmtest.kernel import KernelBuild, build_kernel
 from kseries.stages.vmtest.mutants import Mutant, MutantRun, load_mutants, mutant_commit
 
 
@@ -35,7 +37,7 @@ def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, 
                 logs: Path) -> tuple[MutantRun, ...]:
     """Every mutant kernel with the scenarios that show it; the worktree ends at the head."""
     quick = replace(opts, plug_timeout_s=5)  # the driver follows in 1 s (measured)
-    runs = []
+    built: list[tuple[Mutant, KernelBuild, Path] | MutantRun] = []
     try:
         for mutant in selected_mutants(opts.only_mutants):
             where = logs / f"mutant-{mutant.name}"
@@ -45,19 +47,23 @@ def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, 
                 build = build_kernel(applied.worktree, cache, m, f"mutant-{mutant.name}",
                                      commit, where / "build.log")
             except KseriesError as err:
-                runs.append(MutantRun(mutant, {}, str(err)))
+                built.append(MutantRun(mutant, {}, str(err)))
                 continue
-            initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
-            statuses: dict[str, str] = {}
-            for scenario in arch_scenarios(opts.arch, mutant.scenarios):
-                result = run_kernel(build, initrd, m, quick, accel, where / scenario.name,
-                                    scenario)
-                statuses.update({c.name: c.status for c in checks_for(result, None)
-                                 if "." in c.name})
-            runs.append(MutantRun(mutant, statuses))
+            built.append((mutant, build, pack_initramfs(applied.worktree, cache, build,
+                                                         opts.arch)))
     finally:
         force_checkout(applied.worktree, applied.head)
-    return tuple(runs)
+    guests = [(mutant, partial(run_kernel, build, initrd, m, quick, accel,
+                               logs / f"mutant-{mutant.name}" / scenario.name, scenario))
+              for mutant, build, initrd in (b for b in built if not isinstance(b, MutantRun))
+              for scenario in arch_scenarios(opts.arch, mutant.scenarios)]
+    results = run_at_once([run for _, run in guests], guest_workers(opts.guests))
+    statuses: dict[str, dict[str, str]] = {}
+    for (mutant, _), result in zip(guests, results, strict=True):
+        statuses.setdefault(mutant.name, {}).update(
+            {c.name: c.status for c in checks_for(result, None) if "." in c.name})
+    return tuple(b if isinstance(b, MutantRun) else MutantRun(b[0], statuses.get(b[0].name, {}))
+                 for b in built)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOpti
                      accel: str, logs: Path) -> tuple[CommitRun, ...]:
     """A runtime bisect: every commit of the series but the last boots and runs the
     scenarios; the worktree ends at the head."""
-    runs = []
+    runs: list[CommitRun] = []
+    booted: list[tuple[int, list[Callable[[], KernelResult]]]] = []
     try:
         for patch in applied.patches[:-1]:
             label = f"patch-{patch.index}"
@@ -109,12 +116,17 @@ def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOpti
                 runs.append(CommitRun(patch.index, patch.subject, patch.commit, (), str(err)))
                 continue
             initrd = pack_initramfs(applied.worktree, cache, build, opts.arch)
-            results = tuple(run_kernel(build, initrd, m, opts, accel,
-                                       logs / label / scenario.name, scenario)
-                            for scenario in arch_scenarios(opts.arch, opts.scenarios))
-            runs.append(CommitRun(patch.index, patch.subject, patch.commit, results))
+            booted.append((len(runs), [partial(run_kernel, build, initrd, m, opts, accel,
+                                               logs / label / scenario.name, scenario)
+                                       for scenario in arch_scenarios(opts.arch,
+                                                                      opts.scenarios)]))
+            runs.append(CommitRun(patch.index, patch.subject, patch.commit))
     finally:
         force_checkout(applied.worktree, applied.head)
+    results = iter(run_at_once([run for _, guests in booted for run in guests],
+                               guest_workers(opts.guests)))
+    for at, guests in booted:
+        runs[at] = replace(runs[at], results=tuple(next(results) for _ in guests))
     return tuple(runs)
 
 
