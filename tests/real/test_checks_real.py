@@ -17,7 +17,7 @@ from kseries.core.context import Options, make_context
 from kseries.core.pipeline import RunState
 from kseries.core.report import Check, Stage
 from kseries.kernel import maintainers as get_maintainer
-from kseries.kernel.tree import Tree
+from kseries.kernel.tree import Tree, cache_dir
 from kseries.series.apply import APPLY_IDENTITY, AppliedPatch, ApplyResult, apply_series
 from kseries.series.config import load_series
 from kseries.stages.checks import notes
@@ -34,9 +34,10 @@ IMPORT_SUBJECT = "Import linux-source-6.12 6.12.117-1~deb12u1"
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache (one scratch worktree) for v2 and its mutants."""
-    return tmp_path_factory.mktemp("checks-cache")
+def cache() -> Path:
+    """The shared cache, for v2, its mutants and v3: its scratch worktree of the tree is warm
+    (a new one is an 80k-file checkout). Each run is given the commits it checks."""
+    return cache_dir()
 
 
 def run_checks(tree: Tree, applied: ApplyResult, out: Path,
@@ -92,13 +93,12 @@ def test_v2_findings_read_as_a_maintainer_would(v2_stage: Stage) -> None:
     assert doc.data["new"] == [] and doc.data["head"] >= doc.data["base"]
 
 
-def test_maintainers_notes_hold_the_generated_section(real_tree: Tree, tmp_path: Path) -> None:
+def test_maintainers_notes_hold_the_generated_section(real_tree: Tree, cache: Path,
+                                                      tmp_path: Path) -> None:
     """MAINTAINERS-notes.md's routing table is this stage's output for the current revision
     (v3), not typed by hand."""
     config = load_series()
-    # Its own cache: the module's scratch worktree stays at v2 for the tests around.
-    applied = apply_series(real_tree, config.revision().mbox, tmp_path / "cache", "checks",
-                           config.current)
+    applied = apply_series(real_tree, config.revision().mbox, cache, "checks", config.current)
     stage = run_checks(real_tree, applied, tmp_path)
     text = (ROOT / "MAINTAINERS-notes.md").read_text()
     start = text.index(notes.BEGIN) + len(notes.BEGIN) + 1

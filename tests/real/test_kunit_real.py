@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kseries.kernel.tree import Tree
+from kseries.kernel.tree import Tree, cache_dir
 from kseries.series.apply import ApplyResult, apply_series
 from kseries.series.config import load_series
 from kseries.stages.kunit.overlay import format_patch, load_overlay
@@ -23,9 +23,10 @@ pytestmark = pytest.mark.realtree
 
 
 @pytest.fixture(scope="module")
-def v2(real_tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> ApplyResult:
-    cache = tmp_path_factory.mktemp("kunit-overlay-cache")
-    return apply_series(real_tree, load_series().revision("v2").mbox, cache, "overlay", "v2")
+def v2(real_tree: Tree) -> ApplyResult:
+    """v2 in the shared cache's scratch worktree (warm: a new one is an 80k-file checkout)."""
+    return apply_series(real_tree, load_series().revision("v2").mbox, cache_dir(), "overlay",
+                        "v2")
 
 
 def test_v2_lacks_the_suite_so_kunit_lays_the_overlay(v2: ApplyResult) -> None:

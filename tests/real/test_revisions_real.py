@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kseries.kernel.tree import Tree
-from tests.conftest import ROOT, git, run_cli
+from tests.conftest import ROOT, git, release_edit_worktree, run_cli
 
 pytestmark = pytest.mark.realtree
 BRANCH = "kseries-test/v2-wip"
@@ -41,8 +41,7 @@ def test_export_import_round_trip_and_v3(real_tree: Tree, patches: Path) -> None
     current = kseries(patches, "import", "v3", "--branch", BRANCH + "-v3", "--force")
     kseries(patches, "export", "--branch", BRANCH + "-v3", "--as", "v3", "--force")
     assert (patches / "v3.mbx").read_bytes() == (ROOT / "patches" / "v3.mbx").read_bytes()
-    git(real_tree.path, "worktree", "remove", "--force", field(current, "worktree"))
-    git(real_tree.path, "branch", "-D", BRANCH + "-v3")
+    release_edit_worktree(real_tree.path, Path(field(current, "worktree")), BRANCH + "-v3")
 
     # v4 made from v2: change one hunk of patch 2 (keep 3 and 4 as they are), append a patch 5.
     commits = git(edit, "rev-list", "--reverse", f"{real_tree.base_commit}..HEAD").split()
@@ -71,5 +70,4 @@ def test_export_import_round_trip_and_v3(real_tree: Tree, patches: Path) -> None
                      ["unchanged", "4"], ["new", "-"]]
     assert "-+\t * Create a new firmware memmap entry" in report
     assert "++\t * Add a new firmware memmap entry" in report
-    git(real_tree.path, "worktree", "remove", "--force", str(edit))
-    git(real_tree.path, "branch", "-D", BRANCH)
+    release_edit_worktree(real_tree.path, edit, BRANCH)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from kseries.kernel.tree import Tree
-from tests.conftest import ROOT, assert_one_line_error, git, run_cli, snapshot
+from tests.conftest import (
+    ROOT,
+    assert_one_line_error,
+    git,
+    release_edit_worktree,
+    run_cli,
+    snapshot,
+)
 from tests.trailer_replies import (
     ACKER,
     REVIEWER,
@@ -41,9 +48,7 @@ def edit(real_tree: Tree, patches: Path) -> Iterator[Path]:
     assert "b4 prep:  enrolled" in out, out
     worktree = Path(out.split("worktree:")[1].split()[0])
     yield worktree
-    git(real_tree.path, "worktree", "remove", "--force", str(worktree))
-    git(real_tree.path, "branch", "-D", BRANCH)  # its config section (b4's data) goes too
-    git(real_tree.path, "update-ref", "-d", f"refs/original/{BRANCH}")
+    release_edit_worktree(real_tree.path, worktree, BRANCH)
 
 
 def kseries(patches: Path, *args: str | Path) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from kseries.kernel.tree import Tree, kernel_version, provide_default_tree
+from kseries.kernel.tree import Tree, cache_dir, kernel_version, provide_default_tree
 from kseries.series.config import load_series
 from tests.conftest import assert_one_line_error, git, run_cli
 
@@ -25,6 +26,12 @@ def test_default_tree_is_the_pinned_version(real_tree: Tree) -> None:
 def test_import_is_reproducible_in_a_fresh_cache(real_tree: Tree, tmp_path: Path) -> None:
     """Same tarball, fresh cache dir, same commit id: base-commit trailers mean something."""
     config = load_series()
+    # the .deb the shared cache downloaded (apt checked its hash then): what is tested is
+    # the unpacking and the import, not the mirror's speed
+    debs = tmp_path / "cache" / "debs"
+    debs.mkdir(parents=True)
+    for deb in (cache_dir() / "debs").glob(f"{config.base.package}_*.deb"):
+        shutil.copyfile(deb, debs / deb.name)
     fresh = provide_default_tree(tmp_path / "cache", config.base, progress=lambda _m: None)
     assert fresh.path != real_tree.path
     assert fresh.base_commit == real_tree.base_commit
