@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,15 @@ class ToolTimeout(InfraError):
     """An external program ran past its time limit and was killed with its process group."""
 
 
+class Stopped(KseriesError):
+    """A program was killed because the run it belonged to stopped (its STOP event was set:
+    a program beside it failed, or Ctrl-C reached the main thread)."""
+
+
+# How often a program that may be stopped looks at its stop event.
+STOP_POLL_S = 0.5
+
+
 def require_program(name: str) -> str:
     """Return the full path of NAME or fail naming the package that provides it."""
     beside_python = Path(sys.executable).parent / name
@@ -108,6 +118,7 @@ def run(
     log: Path | None = None,
     expected_s: float | None = None,
     heartbeat_s: float = HEARTBEAT_S,
+    stop: threading.Event | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run CMD (ENV on top of ours) and return its text output; with CHECK, a failure is a
     one-line KseriesError, and running past TIMEOUT_S (default: per program) a ToolTimeout.
@@ -117,12 +128,14 @@ def run(
     STDIN_FILE is given to CMD as its stdin byte for byte (mail must not pass through a
     text codec). A run past HEARTBEAT_S prints a progress line every HEARTBEAT_S (with the
     last kbuild line of LOG, and the time left when EXPECTED_S, the last run's, is known);
-    every run is a command-start/command-end event (core/events.py)."""
+    every run is a command-start/command-end event (core/events.py). Runs in threads beside
+    each other get a STOP event: once it is set, CMD is killed with its process group and
+    Stopped is raised (Ctrl-C reaches only the main thread, and CMD has its own session)."""
     args = [str(part) for part in cmd]
     label = what or command_line(args)
     limit = default_timeout(args[0]) if timeout_s is None else timeout_s
     spawn = Spawn((require_program(args[0]), *args[1:]), cwd, child_environment(env),
-                  input_text, limit, label, stdin_file, expected_s, heartbeat_s)
+                  input_text, limit, label, stdin_file, expected_s, heartbeat_s, stop)
     with events.span("command", command=command_line(args, cwd), program=Path(args[0]).name,
                      log=str(log) if log else None) as done:
         proc = spawn.logged(log) if log is not None else spawn.captured()
@@ -150,6 +163,7 @@ class Spawn:
     stdin_file: Path | None = None
     expected_s: float | None = None
     heartbeat_s: float = HEARTBEAT_S
+    stop: threading.Event | None = None
 
     def captured(self) -> subprocess.CompletedProcess[str]:
         with self._popen(subprocess.PIPE, subprocess.PIPE) as proc, _group_of(proc):
@@ -162,20 +176,28 @@ class Spawn:
     def _wait(self, proc: subprocess.Popen[str], log: Path | None) -> tuple[str, str]:
         """communicate() within the time limit, with a heartbeat line every heartbeat_s."""
         began = time.monotonic()
+        beat = began + self.heartbeat_s
         first = True
         while True:
-            left = self.timeout_s - (time.monotonic() - began)
+            now = time.monotonic()
+            left = self.timeout_s - (now - began)
             if left <= 0:
                 raise subprocess.TimeoutExpired(list(self.args), self.timeout_s)
+            wait = min(beat - now, left) if self.stop is None else min(beat - now, left,
+                                                                        STOP_POLL_S)
             try:
                 out, err = proc.communicate(self.input_text if first else None,
-                                            timeout=min(self.heartbeat_s, left))
+                                            timeout=max(wait, 0.01))
                 return out or "", err or ""
             except subprocess.TimeoutExpired:
                 first = False
-                if time.monotonic() - began < self.timeout_s:
-                    LOG.info(heartbeat(self.label, time.monotonic() - began, self.expected_s,
-                                       log))
+                now = time.monotonic()
+                if self.stop is not None and self.stop.is_set():
+                    raise Stopped(f"{self.label}: stopped, the run it belonged to ended "
+                                  "early") from None
+                if now >= beat and now - began < self.timeout_s:
+                    beat = now + self.heartbeat_s
+                    LOG.info(heartbeat(self.label, now - began, self.expected_s, log))
 
     def logged(self, log: Path) -> subprocess.CompletedProcess[str]:
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -46,11 +47,13 @@ class StepResult:
         return not self.failed and self.returncode == 0
 
 
-def run_make(cmd: Sequence[str], log: Path) -> tuple[int, str]:
+def run_make(cmd: Sequence[str], log: Path,
+             stop: threading.Event | None = None) -> tuple[int, str]:
     """Run make with stdout and stderr as one stream appended to LOG (a log reads as a
     terminal would show it, so each warning follows its 'CC' line). proc.run gives it
-    LC_ALL=C (gcc's quotes stay plain) and kills a make that hangs past make's limit."""
-    proc = run(cmd, log=log, check=False)
+    LC_ALL=C (gcc's quotes stay plain) and kills a make that hangs past make's limit, or
+    once STOP is set (arches built side by side, execute.py)."""
+    proc = run(cmd, log=log, check=False, stop=stop)
     return proc.returncode, proc.stdout
 
 
@@ -129,7 +132,8 @@ class ResultCache:
 
 def build_objects(setup: ArchSetup, worktree: Path, commit: str, step: str,
                   objects: Sequence[str], extra: Sequence[str] = (), remove: bool = True,
-                  results: ResultCache | None = None) -> StepResult:
+                  results: ResultCache | None = None,
+                  stop: threading.Event | None = None) -> StepResult:
     """make the OBJECTS and collect what failed and every diagnostic. With REMOVE the objects
     are deleted first, so that every warning is printed again (ccache makes rebuilding an
     unchanged object cheap); sparse (C=2) checks up-to-date objects without that. Objects
@@ -149,7 +153,7 @@ def build_objects(setup: ArchSetup, worktree: Path, commit: str, step: str,
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"# reused, same inputs as an earlier build: {' '.join(reused)}\n"
                    if reused else "")
-    returncode, output = run_make(cmd, log) if todo else (0, "")
+    returncode, output = run_make(cmd, log, stop) if todo else (0, "")
     duration = round(time.monotonic() - start, 3)
     diagnostics = parse_diagnostics(output, (worktree, build_dir))
     failed = tuple(o for o in todo if not (build_dir / o).is_file())
