@@ -1,8 +1,8 @@
 """The steps of one build run, in the one scratch worktree: the base (results cached per
 object while the base and the config stay the same), then each patch of the series (only the
 objects that patch touches or that include a header it touches; the last patch builds every
-object), then sparse (C=2) on the touched files. Arch after arch per commit, so that the
-worktree is checked out once per commit."""
+object), then sparse (C=2) on the touched files. The worktree is checked out once per commit
+and the arches build there side by side (each_arch)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from kseries.core import git as g
+from kseries.core.at_once import run_at_once
 from kseries.core.context import progress
+from kseries.kernel.arches import jobs
 from kseries.kernel.kcmd import read_cmd
 from kseries.kernel.kwarn import Diagnostic
 from kseries.series.apply import ApplyResult, checkout
@@ -138,8 +142,8 @@ def object_deps(build_dir: Path, obj: str, roots: Sequence[Path]) -> set[str] | 
 
 def execute(worktree: Path, applied: ApplyResult, plan: Plan, runs: Sequence[ArchRun],
             options: BuildOptions) -> None:
-    """Build the base, every patch (or only the head) and sparse, arch after arch per commit
-    so the worktree is checked out once per commit."""
+    """Build the base, every patch (or only the head) and sparse, the arches side by side
+    at each commit so the worktree is checked out once per commit."""
     touched_objects = {t.obj for t in plan.targets if t.why.startswith("touched")}
     for arch_run in runs:
         objects = arch_run.setup.objects
@@ -147,7 +151,7 @@ def execute(worktree: Path, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
         if options.sparse and arch_run.setup.arch.name == SPARSE_ARCH:
             arch_run.sparse_objects = tuple(o for o in objects if o in touched_objects)
     if options.base:
-        build_base(worktree, applied.base, runs)
+        build_base(worktree, applied.base, runs, options.arch_workers or jobs())
     steps: list[tuple[str, str, frozenset[str] | None]] = []
     if options.bisect and applied.patches:
         steps = [(f"patch-{p.index}", p.commit, files)
@@ -157,9 +161,13 @@ def execute(worktree: Path, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
     else:
         steps = [("head", applied.head, None)]
     roots = (worktree,)
+    workers = options.arch_workers or jobs()
     for step, commit, files in steps:
         checkout(worktree, commit)
-        for arch_run in runs:
+
+        def build_step(arch_run: ArchRun, stop: threading.Event | None,
+                       step: str = step, commit: str = commit,
+                       files: frozenset[str] | None = files) -> None:
             setup = arch_run.setup
             chosen = list(setup.objects) if files is None else affected_objects(
                 setup.build_dir, setup.objects, files, (*roots, setup.build_dir),
@@ -168,17 +176,31 @@ def execute(worktree: Path, applied: ApplyResult, plan: Plan, runs: Sequence[Arc
             chosen = list(sources_at(worktree, commit, chosen, plan.sources))
             if chosen:
                 arch_run.steps.append(build_objects(setup, worktree, commit, step, chosen,
-                                                    results=arch_run.results))
-    for arch_run in runs:
+                                                    results=arch_run.results, stop=stop))
+        each_arch(runs, build_step, workers)
+
+    def sparse_head(arch_run: ArchRun, stop: threading.Event | None) -> None:
         broken = set(arch_run.steps[-1].failed) if arch_run.steps else set()
         checkable = [o for o in arch_run.sparse_objects if o not in broken]
         if checkable:
             arch_run.sparse_head = build_objects(arch_run.setup, worktree, applied.head,
                                                  "sparse-head", checkable, SPARSE_FLAGS,
-                                                 remove=False, results=arch_run.results)
+                                                 remove=False, results=arch_run.results,
+                                                 stop=stop)
+    each_arch(runs, sparse_head, workers)
 
 
-def build_base(worktree: Path, base: str, runs: Sequence[ArchRun]) -> None:
+def each_arch(runs: Sequence[ArchRun], work: Callable[[ArchRun, threading.Event | None], None],
+              workers: int) -> None:
+    """WORK for every arch at the one commit the worktree is at, WORKERS arches at once
+    (each has its own build dir). Each make of a step spends seconds in kbuild's own
+    single-threaded work (syncconfig, prepare, walking the tree) even when ccache answers
+    every compile: a second arch beside it uses the other core. When one arch fails or
+    Ctrl-C arrives, the makes beside it are stopped (core/at_once.py)."""
+    run_at_once([partial(work, arch_run) for arch_run in runs], workers, "kseries-build")
+
+
+def build_base(worktree: Path, base: str, runs: Sequence[ArchRun], workers: int = 1) -> None:
     """Build at the base only what the cache does not already know."""
     missing = {id(r): [o for o in r.base_objects if o not in r.cache.objects] for r in runs}
     sparse_missing = {id(r): [o for o in r.sparse_objects if o not in r.cache.sparse
@@ -191,16 +213,18 @@ def build_base(worktree: Path, base: str, runs: Sequence[ArchRun]) -> None:
     if all(r.base_reused for r in runs):
         return
     checkout(worktree, base)
-    for arch_run in runs:
+
+    def build_arch_base(arch_run: ArchRun, stop: threading.Event | None) -> None:
         todo = missing[id(arch_run)]
         if todo:
             result = build_objects(arch_run.setup, worktree, base, "base", todo,
-                                   results=arch_run.results)
+                                   results=arch_run.results, stop=stop)
             arch_run.cache.record(result)
             arch_run.base_step = result
         if sparse_missing[id(arch_run)]:
             result = build_objects(arch_run.setup, worktree, base, "sparse-base",
                                    sparse_missing[id(arch_run)], SPARSE_FLAGS, remove=False,
-                                   results=arch_run.results)
+                                   results=arch_run.results, stop=stop)
             arch_run.cache.record_sparse(result)
         arch_run.cache.save()
+    each_arch(runs, build_arch_base, workers)

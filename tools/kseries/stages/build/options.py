@@ -22,3 +22,5 @@ class BuildOptions:
     base: bool = True
     bisect: bool = True
     sparse: bool = True
+    # arches built at once at each commit (execute.each_arch); 0: one per CPU
+    arch_workers: int = 0
