@@ -85,9 +85,14 @@ def test_the_suite_comes_from_the_series_and_every_case_passes_at_the_head(
 def test_it_runs_at_the_base_and_at_every_patch_in_order(outcome: Outcome) -> None:
     assert [(r["variant"], r["patch"]) for r in outcome.runs()] == [
         ("base", 0), ("commit", 1), ("commit", 2), ("commit", 3), ("series", 4)]
-    # patch 2 makes the suite pass on x86_64 (patch 1 is powerpc only)
+    # patch 2 makes the suite pass on x86_64; patch 1 changes only arch/powerpc/, so its
+    # x86_64 kernel is the base's and it is not run again
     assert [r["outcome"] for r in outcome.runs()] == [
-        "failed", "failed", "passed", "passed", "passed"]
+        "failed", "same-as-before", "passed", "passed", "passed"]
+    assert outcome.runs()[1]["summary"].startswith(
+        "changes only arch/powerpc/: nothing of it is built for x86_64")
+    assert outcome.check("x86_64: cases per patch")["data"]["same_as_before"] == [
+        "x86_64 at patch 1"]
 
 
 def test_the_per_patch_check_names_the_patch_that_fixes_each_case(outcome: Outcome) -> None:

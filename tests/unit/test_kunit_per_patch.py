@@ -64,3 +64,15 @@ def test_steps_put_every_patch_but_the_last_between_base_and_head() -> None:
     steps = kunit.steps(applied, KunitOptions(("x86_64",), ("x86_64",), every_commit=True))
     assert [(v, n, c) for v, n, c, _ in steps] == [("base", 0, "b0"), ("commit", 1, "c1"),
                                                     ("commit", 2, "c2"), ("series", 3, "c3")]
+
+
+def test_a_commit_for_another_arch_is_not_run_and_the_next_patch_compares_with_the_last() -> None:
+    same = KunitRun("x86_64", "commit", "same-as-before", "changes only arch/powerpc/: ...",
+                    patch=1)
+    runs = [run("base", 0, {"a"}), same, run("commit", 2, {"a", "b"}), run("series", 3, {"a", "b"})]
+    check = progression_check("x86_64", runs, "")
+    assert check.status == "pass", check.summary
+    assert check.data["fixed_by_patch"] == {"2": ["b"], "3": []}
+    assert check.data["same_as_before"] == ["x86_64 at patch 1"]
+    assert verdicts.stage_summary([same], []) == \
+        "x86_64 at patch 1: not run again (changes only arch/powerpc/)"

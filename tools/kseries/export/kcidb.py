@@ -283,7 +283,8 @@ def kunit_stage(run: Run, entry: Json) -> None:
     for r in data.get("runs") or []:
         variant = str(r.get("variant"))
         step = f"patch-{r.get('patch')}" if variant == "commit" else variant
-        failed = {"build-failed": "FAIL", "config-failed": "FAIL", "unavailable": "SKIP"}
+        failed = {"build-failed": "FAIL", "config-failed": "FAIL", "unavailable": "SKIP",
+                  "same-as-before": "SKIP"}
         run.build("kunit", str(r.get("arch")), step, config_name="kunit",
                   status=failed.get(str(r.get("outcome")), "PASS"),
                   duration=r.get("build_s"), command=r.get("command") or None,

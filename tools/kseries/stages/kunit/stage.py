@@ -35,6 +35,7 @@ from kseries.core.pipeline import reproducer as command_reproducer
 from kseries.core.proc import ToolTimeout, command_line, run
 from kseries.core.report import Stage, stopwatch, worst
 from kseries.kernel import kvm
+from kseries.kernel.arch_change import not_built_for
 from kseries.kernel.arches import ARCHES, Arch, get_arch, jobs, require_arch_program
 from kseries.kernel.tree import Tree
 from kseries.series import apply as ap
@@ -224,6 +225,12 @@ def run_variants(ctx: Context, tree: Tree, applied: ap.ApplyResult,
     runs: list[KunitRun] = []
     try:
         for variant, patch, commit, wanted in steps(applied, options):
+            if variant == "commit":  # a commit for another arch: its kernel here is the last's
+                same = {a: why for a in wanted
+                        if (why := not_built_for(applied.worktree, commit, a)) is not None}
+                runs += [KunitRun(a, variant, "same-as-before", why, patch=patch)
+                         for a, why in same.items()]
+                wanted = tuple(a for a in wanted if a not in same)
             if not wanted:
                 continue
             ap.checkout(applied.worktree, commit)

@@ -16,8 +16,10 @@ from kseries.stages.kunit.suite import SUITE_SOURCE
 REQUIRED_ARCH = "x86_64"  # every case must run here; other arches may skip what they lack
 
 Variant = Literal["series", "base", "commit"]  # commit: patch N of the series, not the last
+# same-as-before: a commit that changes only another arch's files, not run again (its
+# kernel is the one of the commit before, byte for byte)
 Outcome = Literal["passed", "failed", "config-failed", "build-failed", "no-results",
-                  "unavailable"]
+                  "unavailable", "same-as-before"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class KunitRun:
 def progression_check(arch: str, runs: list[KunitRun], reproducer: str) -> Check:
     """Which patch makes which case pass, on ARCH; fail when a case that passed at one patch
     fails at a later one, or when the suite does not build or run at some patch."""
-    mine = [r for r in runs if r.arch == arch and r.outcome != "unavailable"]
+    mine = [r for r in runs if r.arch == arch
+            and r.outcome not in ("unavailable", "same-as-before")]
+    same = [r.label for r in runs if r.arch == arch and r.outcome == "same-as-before"]
     name = f"{arch}: cases per patch"
     if not mine:
         return Check(name=name, status="skip", summary=f"the suite did not run on {arch}",
@@ -73,7 +77,8 @@ def progression_check(arch: str, runs: list[KunitRun], reproducer: str) -> Check
         passing = now
     parts = [f"patch {n}: {', '.join(cases) or '-'}" for n, cases in fixed.items()]
     data = {"fixed_by_patch": {str(n): cases for n, cases in fixed.items()},
-            "regressions": broke, "not_run": [r.label for r in broken]}
+            "regressions": broke, "not_run": [r.label for r in broken],
+            "same_as_before": same}
     if broken:
         status: Status = "fail"
         summary = f"the suite did not run at {', '.join(r.label for r in broken)}: " \
@@ -164,6 +169,8 @@ def stage_summary(runs: list[KunitRun], checks: list[Check]) -> str:
                       for s in ("pass", "fail", "skip", "error")}
             text = " ".join(f"{n} {s}" for s, n in counts.items() if n)
             parts.append(f"{r.label}: {text}")
+        elif r.outcome == "same-as-before":
+            parts.append(f"{r.label}: not run again ({r.summary.split(':')[0]})")
         else:
             parts.append(f"{r.label}: {r.outcome}")
     return "; ".join(parts) or "no runs"

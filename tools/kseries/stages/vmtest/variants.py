@@ -12,9 +12,9 @@ from pathlib import Path
 
 from kseries.core.context import progress
 from kseries.core.errors import KseriesError
-from kseries.core.git import force_checkout, git
+from kseries.core.git import force_checkout
 from kseries.core.report import Check
-from kseries.kernel.arches import ARCHES
+from kseries.kernel.arch_change import not_built_for
 from kseries.kernel.qemu import Machine
 from kseries.series.apply import ApplyResult
 from kseries.stages.vmtest.checks import KernelResult, checks_for
@@ -78,21 +78,6 @@ class CommitRun:
     # Why it was not booted: nothing it changes is built for this arch.
     skipped: str | None = None
 
-
-def not_built_for(worktree: Path, commit: str, arch: str) -> str | None:
-    """Why the guest kernel at COMMIT is its parent's, or None if it may differ: every file
-    the commit changes is under another arch's arch/ directory or Documentation/, which
-    kbuild never reads for ARCH=<this arch's kernel_arch>."""
-    changed = git(worktree, "diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
-    own = f"arch/{ARCHES[arch].kernel_arch}/"
-    elsewhere = [p for p in changed if p.startswith("Documentation/")
-                 or (p.startswith("arch/") and not p.startswith(own))]
-    if not changed or elsewhere != changed:
-        return None
-    dirs = sorted({"Documentation/" if p.startswith("Documentation/")
-                   else "/".join(p.split("/")[:2]) + "/" for p in changed})
-    return (f"changes only {', '.join(dirs)}: nothing of it is built for {arch}, so its "
-            f"guest kernel is the commit before it, byte for byte; not booted")
 
 
 def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions,
