@@ -159,6 +159,11 @@ def bench_build(ctx: Context) -> dict[str, Any]:
         applied = apply_series(tree, ctx.mbox_path(), bench_ctx.cache, ctx.config.name,
                                ctx.revision_name)
         try:
+            # the arches one after the other, cold (own build dirs and ccache): what the
+            # side-by-side default saves
+            with _ccache_dir(scratch / "ccache-serial"):
+                serial_s, _ = _timed_build(replace(bench_ctx, cache=scratch / "cache-serial"),
+                                           tree, applied, replace(options, arch_workers=1))
             with _ccache_dir(scratch / "ccache"):
                 cold_s, cold = _timed_build(bench_ctx, tree, applied, options)
                 warm_s, _ = _timed_build(bench_ctx, tree, applied, options)
@@ -173,7 +178,11 @@ def bench_build(ctx: Context) -> dict[str, Any]:
             remove_worktree(tree, applied.worktree)
             g.git(tree.path, "branch", "-D", "-q", scratch_branch(ctx.config.name, "bench-v3"),
                   check=False)
-    return bench_figures(cold, cold_s, warm_s, revision_s, naive, box_s)
+    figures = bench_figures(cold, cold_s, warm_s, revision_s, naive, box_s)
+    figures["targeted_cold_arches_in_turn_s"] = serial_s
+    figures["ratio_arches_side_by_side_vs_in_turn_cold"] = round(cold_s / serial_s, 2) \
+        if serial_s else None
+    return figures
 
 
 def bench_figures(cold: Stage, cold_s: float, warm_s: float, revision_s: float,
