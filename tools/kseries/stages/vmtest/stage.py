@@ -11,7 +11,7 @@ and turn the guest's TAP into report checks, series next to base (vmchecks).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -148,7 +148,10 @@ def base_commit_of(applied: ApplyResult) -> str:
     return parent
 
 
-def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Outcome:
+def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path,
+               compile_env: Mapping[str, str]) -> Outcome:
+    """OPTS.arch's guest kernels built (make gets COMPILE_ENV: a shared ccache, distcc) and
+    run: the base and the series side by side, then every commit and the mutants."""
     m = machine(opts.arch)
     logs = out / "vmtest" / opts.arch
     if logs.exists():
@@ -156,7 +159,8 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
     logs.mkdir(parents=True)
     base = base_commit_of(applied) if opts.base else None
     progress(f"vmtest: building the {opts.arch} guest kernel(s) (small config, ccache)")
-    builds, base_error = build_pair(applied.worktree, cache, m, base, applied.head, logs)
+    builds, base_error = build_pair(applied.worktree, cache, m, base, applied.head, logs,
+                                    compile_env)
     notes = [Check(name="base kernel", status="warn",
                    summary=f"{base_error}; no comparison")] if base_error else []
     notes += [Check(name=f"{opts.arch}.{name}", status="skip", summary=why, arch=opts.arch)
@@ -182,9 +186,10 @@ def run_vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) ->
             keep = logs / build.label
             shutil.copyfile(build.image, keep / Path(m.kernel_image).name)
             shutil.copyfile(initrds[build.label], keep / "initramfs.cpio")
-    commit_runs = (run_every_commit(cache, applied, m, opts, accel, logs)
+    commit_runs = (run_every_commit(cache, applied, m, opts, accel, logs, compile_env)
                    if opts.every_commit else ())
-    mutant_runs = run_mutants(cache, applied, m, opts, accel, logs) if opts.mutants else ()
+    mutant_runs = (run_mutants(cache, applied, m, opts, accel, logs, compile_env)
+                   if opts.mutants else ())
     return Outcome(opts.arch, accel, note, tuple(builds), tuple(results), logs, tuple(notes),
                    mutant_runs=mutant_runs, commit_runs=commit_runs)
 
@@ -227,9 +232,12 @@ def stage_from(outcome: Outcome, took: float) -> Stage:
     checks += commit_checks(outcome.arch, outcome.commit_runs)
     checks += outcome.other_arches  # the reasoned skips of arches without a guest
     if outcome.mutant_runs:
+        # The table is of the guest checks (<arch>.PHASE.CHECK), what a mutant's kernel
+        # runs. "<arch>.commit N" (the runtime bisect) is not one: it fails when a guest
+        # check fails at an earlier commit of the series, and those checks are in the table.
         prefix = f"{outcome.arch}."
-        series_statuses = {c.name.removeprefix(prefix): c.status for c in checks
-                           if c.name.startswith(prefix)}
+        series_statuses = {name: c.status for c in checks if c.name.startswith(prefix)
+                           and "." in (name := c.name.removeprefix(prefix))}
         checks += mutant_checks(outcome.arch, series_statuses, outcome.mutant_runs,
                                 complete=len(outcome.mutant_runs) == len(load_mutants()))
     data: dict[str, Any] = {
@@ -304,7 +312,8 @@ def skipped_stage(arch: str) -> Stage:
                  data={"arch": arch})
 
 
-def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Stage:
+def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path,
+           compile_env: Mapping[str, str]) -> Stage:
     """OPTS.arch with everything asked for, then each of OPTS.more_arches (the series only:
     no base, mutants or commits), as one stage; the arches without a guest as reasoned
     skips."""
@@ -314,12 +323,13 @@ def vmtest(cache: Path, applied: ApplyResult, opts: VmOptions, out: Path) -> Sta
     with stopwatch() as took:
         skips = tuple(Check(name=f"{a} guest", status="skip", summary=why, arch=a)
                       for a, why in NO_GUEST.items())
-        outcome = replace(run_vmtest(cache, applied, opts, out), other_arches=skips)
+        outcome = replace(run_vmtest(cache, applied, opts, out, compile_env),
+                          other_arches=skips)
         stages.append(stage_from(outcome, 0.0))
         for arch in opts.more_arches:
             more = replace(opts, arch=arch, base=False, mutants=False, every_commit=False,
                            more_arches=())
-            stages.append(stage_from(run_vmtest(cache, applied, more, out), 0.0))
+            stages.append(stage_from(run_vmtest(cache, applied, more, out, compile_env), 0.0))
     return merge_arches(stages, took[0])
 
 
@@ -365,7 +375,8 @@ def vmtest_stage(state: RunState, options: VmOptions) -> Stage:
     if userspace_problem(options.arch) is not None:
         return skipped_stage(options.arch)
     assert state.applied is not None  # needs apply when the arch can run
-    return vmtest(state.ctx.cache, state.applied, options, state.ctx.out)
+    return vmtest(state.ctx.cache, state.applied, options, state.ctx.out,
+                  state.ctx.compile_env)
 
 
 def render(stage: Stage) -> list[str]:
