@@ -7,6 +7,7 @@ input, 2 bad usage, 3 infrastructure error (a missing or hung tool, a bug), 130 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -319,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
     handler: Handler = args.handler
     try:
-        ctx = make_context(options_from(args))
+        # What the compiles get from the user's environment is read here, once.
+        ctx = make_context(options_from(args), os.environ)
         if not args.locked or (args.command == "tree" and args.show):
             return handler(ctx, args)
         with cache_lock(ctx.cache, f"kseries {args.command}", progress):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kseries.core.errors import KseriesError
+from kseries.kernel.compile_env import compile_env
 from kseries.kernel.tree import Tree, cache_dir, open_user_tree, provide_default_tree
 from kseries.series.config import SeriesConfig, load_series
 
@@ -31,6 +33,9 @@ class Context:
     config: SeriesConfig
     cache: Path
     options: Options
+    # What every kernel compile gets on top of our environment (kernel/compile_env.py: a
+    # shared ccache, distcc); made once from the user's environment by make_context.
+    compile_env: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def out(self) -> Path:
@@ -53,7 +58,9 @@ class Context:
         return provide_default_tree(self.cache, self.config.base, progress)
 
 
-def make_context(options: Options) -> Context:
+def make_context(options: Options, environ: Mapping[str, str] | None = None) -> Context:
+    """The Context of OPTIONS; ENVIRON is the user's environment (the CLI passes os.environ,
+    tests nothing: their compiles then get no shared cache or distcc)."""
     config = load_series(options.series_file)
     if options.base_version:
         config = with_base_version(config, options.base_version)
@@ -67,7 +74,7 @@ def make_context(options: Options) -> Context:
     # Stages run tools in the scratch worktree (kunit.py, make O=...): an --out relative to
     # the caller's directory would point elsewhere there.
     options = replace(options, out=options.out.resolve())
-    return Context(config, cache_dir(options.cache_dir), options)
+    return Context(config, cache_dir(options.cache_dir), options, compile_env(environ or {}))
 
 
 def saved_stdin(out: Path) -> Path:
