@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,24 @@ from kseries.stages.build.options import MAKE_FLAGS, WARN_FLAGS
 
 RESULTS_CACHE = ".kseries-results.json"
 RESULTS_KEPT = 4000
+
+
+@dataclass(frozen=True)
+class CompileSetup(ArchSetup):
+    """An arch's setup with the environment its compiles get (Context.compile_env: a shared
+    ccache, distcc). The build stage's run makes one of each ArchSetup; the steps pass their
+    setup through to build_objects unchanged, which reads it here."""
+
+    compile_env: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+def with_compile_env(setup: ArchSetup, env: Mapping[str, str]) -> CompileSetup:
+    values = {f.name: getattr(setup, f.name) for f in fields(ArchSetup)}
+    return CompileSetup(**values, compile_env=env)
+
+
+def compile_env_of(setup: ArchSetup) -> Mapping[str, str]:
+    return setup.compile_env if isinstance(setup, CompileSetup) else {}
 
 
 @dataclass(frozen=True)
@@ -47,13 +65,14 @@ class StepResult:
         return not self.failed and self.returncode == 0
 
 
-def run_make(cmd: Sequence[str], log: Path,
-             stop: threading.Event | None = None) -> tuple[int, str]:
+def run_make(cmd: Sequence[str], log: Path, stop: threading.Event | None = None,
+             env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run make with stdout and stderr as one stream appended to LOG (a log reads as a
-    terminal would show it, so each warning follows its 'CC' line). proc.run gives it
-    LC_ALL=C (gcc's quotes stay plain) and kills a make that hangs past make's limit, or
-    once STOP is set (arches built side by side, execute.py)."""
-    proc = run(cmd, log=log, check=False, stop=stop)
+    terminal would show it, so each warning follows its 'CC' line), with ENV on top of our
+    environment (the compile environment). proc.run gives it LC_ALL=C (gcc's quotes stay
+    plain) and kills a make that hangs past make's limit, or once STOP is set (arches built
+    side by side, execute.py)."""
+    proc = run(cmd, log=log, check=False, stop=stop, env=env)
     return proc.returncode, proc.stdout
 
 
@@ -133,11 +152,13 @@ class ResultCache:
 def build_objects(setup: ArchSetup, worktree: Path, commit: str, step: str,
                   objects: Sequence[str], extra: Sequence[str] = (), remove: bool = True,
                   results: ResultCache | None = None,
-                  stop: threading.Event | None = None) -> StepResult:
+                  stop: threading.Event | None = None,
+                  env: Mapping[str, str] | None = None) -> StepResult:
     """make the OBJECTS and collect what failed and every diagnostic. With REMOVE the objects
     are deleted first, so that every warning is printed again (ccache makes rebuilding an
     unchanged object cheap); sparse (C=2) checks up-to-date objects without that. Objects
-    RESULTS knows (same inputs as an earlier build) are not built again."""
+    RESULTS knows (same inputs as an earlier build) are not built again. make runs with ENV,
+    by default SETUP's compile environment."""
     arch, build_dir = setup.arch, setup.build_dir
     flags = (*WARN_FLAGS, *extra)
     known = {o: results.get(results.key(o, flags)) for o in objects} if results else {}
@@ -153,7 +174,8 @@ def build_objects(setup: ArchSetup, worktree: Path, commit: str, step: str,
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"# reused, same inputs as an earlier build: {' '.join(reused)}\n"
                    if reused else "")
-    returncode, output = run_make(cmd, log, stop) if todo else (0, "")
+    compile_env = compile_env_of(setup) if env is None else env
+    returncode, output = run_make(cmd, log, stop, compile_env) if todo else (0, "")
     duration = round(time.monotonic() - start, 3)
     diagnostics = parse_diagnostics(output, (worktree, build_dir))
     failed = tuple(o for o in todo if not (build_dir / o).is_file())

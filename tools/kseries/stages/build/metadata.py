@@ -6,7 +6,8 @@ kconfig, kconfig_add, jobs, reproducer_cmdline, runtime, verbose), results (stat
 warnings, error_list, warning_list, duration; a target's status and duration are flattened
 to <target>_status and <target>_duration), compiler (name, version, version_full), git
 (git_describe, git_branch, git_commit, git_url), source (kernelversion and, for the default
-tree, the Debian package), ccache (cache_hits, cache_misses from `ccache --print-stats`).
+tree, the Debian package), ccache (cache_hits, cache_misses from `ccache --print-stats`;
+ours: remote_hits, remote_misses where ccache has remote storage counters, 4.4+).
 Ours, in the same two levels: kseries (the series, its base and head), objects (object ->
 "step:STATUS" per step that built it) and coverage (file -> why it is or is not built).
 
@@ -44,6 +45,9 @@ TUXMAKE_STATUS: Mapping[Status, str] = {"pass": "PASS", "warn": "PASS", "skip": 
                                         "fail": "FAIL", "error": "FAIL"}
 CCACHE_HITS = ("direct_cache_hit", "preprocessed_cache_hit")
 CCACHE_MISSES = ("cache_miss",)
+# A remote hit is also a cache hit above (ccache reads it, then answers as from its own).
+CCACHE_REMOTE: Mapping[str, str] = {"remote_hits": "remote_storage_hit",
+                                     "remote_misses": "remote_storage_miss"}
 # "gcc (Debian 12.2.0-14) 12.2.0", "gcc (GCC) 14.1.1 20240720": the version after the ")".
 VERSION_RE = re.compile(r"\)\s+(\d+\.\d+(?:\.\d+)?)\b")
 
@@ -96,8 +100,10 @@ def ccache_group(before: Mapping[str, int] | None, after: Mapping[str, int] | No
     def delta(keys: Sequence[str]) -> int:
         return sum(after.get(k, 0) - start.get(k, 0) for k in keys)
 
-    return {"cache_hits": delta(CCACHE_HITS), "cache_misses": delta(CCACHE_MISSES),
-            "scope": "this build stage, every arch" if before is not None else "cumulative"}
+    group: Group = {"cache_hits": delta(CCACHE_HITS), "cache_misses": delta(CCACHE_MISSES)}
+    group |= {name: delta((key,)) for name, key in CCACHE_REMOTE.items() if key in after}
+    group["scope"] = "this build stage, every arch" if before is not None else "cumulative"
+    return group
 
 
 def git_group(worktree: Path, head: str, branch: str) -> Group:

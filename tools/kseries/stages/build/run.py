@@ -8,7 +8,7 @@ from kseries.kernel.tree import Tree
 from kseries.series.apply import ApplyResult, checkout, ensure_worktree
 from kseries.stages.build.coverage import configure
 from kseries.stages.build.execute import KBUILD_FILES_RE, ArchRun, BaseCache, base_key, execute
-from kseries.stages.build.make import ResultCache
+from kseries.stages.build.make import ResultCache, with_compile_env
 from kseries.stages.build.metadata import ccache_counts
 from kseries.stages.build.options import BuildOptions
 from kseries.stages.build.plan import make_plan
@@ -24,8 +24,8 @@ def run_build(ctx: Context, tree: Tree, applied: ApplyResult, options: BuildOpti
         plan = make_plan(worktree, applied, ctx.config.api.family, ctx.cache)
         progress(f"build: {len(plan.targets)} file(s) to compile on "
                  f"{', '.join(a.name for a in options.arches)}")
-        setups = [configure(ctx.cache, worktree, arch, ctx.out, plan.targets)
-                  for arch in options.arches]
+        setups = [with_compile_env(configure(ctx.cache, worktree, arch, ctx.out, plan.targets),
+                                   ctx.compile_env) for arch in options.arches]
         cacheable = not any(KBUILD_FILES_RE.search(p) or p.startswith("scripts/")
                             for files in plan.patch_files for p in files)
         runs = [ArchRun(s, BaseCache.load(s.build_dir, base_key(s, worktree, applied.base)),

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -288,10 +288,11 @@ def common_args(spec: Arch, build: Path) -> list[str]:
     return args
 
 
-def build_env(cache: Path) -> dict[str, str]:
+def build_env(cache: Path, compile_env: Mapping[str, str]) -> dict[str, str]:
     """ccache sees paths below the cache dir as relative ones: worktree and build dir sit
-    side by side there, so every cache dir on this machine shares the compiled objects."""
-    return {"CCACHE_BASEDIR": str(cache)}
+    side by side there, so every cache dir on this machine shares the compiled objects (and
+    so does every machine through a shared ccache: COMPILE_ENV, Context.compile_env)."""
+    return {**compile_env, "CCACHE_BASEDIR": str(cache)}
 
 
 def accel_args(spec: Arch, accel: str) -> list[str]:
@@ -332,7 +333,7 @@ def run_arch_as(ctx: Context, worktree: Path, suite: Suite, arch: str,
     progress(f"kunit: {arch} ({tag}): building in {build}")
     with stopwatch() as took_build:
         built = run_logged([*tool, "build", *common, f"--jobs={jobs()}"], worktree, log,
-                           BUILD_TIMEOUT_S, build_env(ctx.cache),
+                           BUILD_TIMEOUT_S, build_env(ctx.cache, ctx.compile_env),
                            durations.previous(ctx.cache, f"kunit build {arch}"))
     if built.returncode == 0:
         durations.remember(ctx.cache, f"kunit build {arch}", took_build[0])

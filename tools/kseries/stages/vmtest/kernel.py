@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -82,8 +83,9 @@ def cached_kernel(cache: Path, m: Machine, label: str, commit: str) -> KernelBui
 
 
 def build_kernel(worktree: Path, cache: Path, m: Machine, label: str, commit: str,
-                 log: Path) -> KernelBuild:
-    """Check out COMMIT in our scratch WORKTREE, configure and build (or take the cached image)."""
+                 log: Path, compile_env: Mapping[str, str] | None = None) -> KernelBuild:
+    """Check out COMMIT in our scratch WORKTREE, configure and build (or take the cached
+    image); make gets COMPILE_ENV (Context.compile_env: a shared ccache, distcc)."""
     found = cached_kernel(cache, m, label, commit)
     if found is not None:
         return found
@@ -99,7 +101,8 @@ def build_kernel(worktree: Path, cache: Path, m: Machine, label: str, commit: st
         return KernelBuild(label, commit, out / m.kernel_image, out / ".config", False,
                            reproducer, problems)
     log.unlink(missing_ok=True)
-    proc = timed_run(cache, f"vmtest kernel {m.arch}", cmd, check=False, log=log)
+    proc = timed_run(cache, f"vmtest kernel {m.arch}", cmd, check=False, log=log,
+                     env=compile_env)
     if proc.returncode != 0:
         errors = [line for line in proc.stdout.splitlines() if "error" in line.lower()]
         detail = (errors or proc.stdout.splitlines() or ["no output"])[-1].strip()
@@ -126,7 +129,8 @@ def prune(images: Path, keep: int = KEPT_IMAGES) -> None:
 
 
 def build_pair(worktree: Path, cache: Path, m: Machine, base: str | None, head: str,
-               logs: Path) -> tuple[list[KernelBuild], str | None]:
+               logs: Path, compile_env: Mapping[str, str]) -> tuple[list[KernelBuild],
+                                                                      str | None]:
     """The base kernel (if BASE) and the series kernel; the worktree ends at HEAD.
 
     A base that does not build is reported (second value), not fatal: the series still runs.
@@ -137,11 +141,11 @@ def build_pair(worktree: Path, cache: Path, m: Machine, base: str | None, head: 
         if base is not None:
             try:
                 builds.append(build_kernel(worktree, cache, m, "base", base,
-                                           logs / "build-base.log"))
+                                           logs / "build-base.log", compile_env))
             except KseriesError as err:
                 base_error = str(err)
         builds.append(build_kernel(worktree, cache, m, "series", head,
-                                   logs / "build-series.log"))
+                                   logs / "build-series.log", compile_env))
     finally:
         if head_commit(worktree) != head:
             checkout(worktree, head)

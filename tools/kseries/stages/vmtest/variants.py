@@ -5,7 +5,7 @@ commit of the series (a runtime bisect: each one must boot and pass the guest ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,7 @@ def selected_mutants(names: tuple[str, ...]) -> tuple[Mutant, ...]:
 
 
 def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, accel: str,
-                logs: Path) -> tuple[MutantRun, ...]:
+                logs: Path, compile_env: Mapping[str, str]) -> tuple[MutantRun, ...]:
     """Every mutant kernel with the scenarios that show it; the worktree ends at the head."""
     quick = replace(opts, plug_timeout_s=5)  # the driver follows in 1 s (measured)
     built: list[tuple[Mutant, KernelBuild, Path] | MutantRun] = []
@@ -45,7 +45,7 @@ def run_mutants(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions, 
             try:
                 commit = mutant_commit(applied.worktree, applied.head, mutant)
                 build = build_kernel(applied.worktree, cache, m, f"mutant-{mutant.name}",
-                                     commit, where / "build.log")
+                                     commit, where / "build.log", compile_env)
             except KseriesError as err:
                 built.append(MutantRun(mutant, {}, str(err)))
                 continue
@@ -81,7 +81,8 @@ class CommitRun:
 
 
 def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOptions,
-                     accel: str, logs: Path) -> tuple[CommitRun, ...]:
+                     accel: str, logs: Path,
+                     compile_env: Mapping[str, str]) -> tuple[CommitRun, ...]:
     """A runtime bisect: every commit of the series but the last boots and runs the
     scenarios; the worktree ends at the head."""
     runs: list[CommitRun] = []
@@ -96,7 +97,7 @@ def run_every_commit(cache: Path, applied: ApplyResult, m: Machine, opts: VmOpti
             progress(f"vmtest: at patch {patch.index}: {patch.subject}")
             try:
                 build = build_kernel(applied.worktree, cache, m, label, patch.commit,
-                                     logs / label / "build.log")
+                                     logs / label / "build.log", compile_env)
             except KseriesError as err:
                 runs.append(CommitRun(patch.index, patch.subject, patch.commit, (), str(err)))
                 continue
