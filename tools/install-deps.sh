@@ -10,6 +10,7 @@ packages=(
   chromium  # headless: the tests render the html export in a real browser
   nodejs  # npm: gitlab-ci-local (Makefile) runs the generated CI pipeline in the tests
   libc6-dev-arm64-cross
+  redis-server distcc  # a shared ccache and distcc (KSERIES_CCACHE_REMOTE, KSERIES_DISTCC_HOSTS)
 )
 # Runs before the venv exists: the system python3 (Debian 12: 3.11, which has tomllib).
 arch_packages="$(python3 -c '
@@ -41,3 +42,15 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a system redis on 127.0.0.1:6379 when it installs redis-server (distccd stays
+# off: STARTDISTCC="false"). The tests start their own servers on free ports; a cache server
+# for other machines is set up on purpose, not as a side effect of this script.
+for p in "${missing[@]}"; do
+  [ "$p" = redis-server ] || continue
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now redis-server >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    service redis-server stop >/dev/null 2>&1 || true
+    update-rc.d redis-server disable >/dev/null 2>&1 || true
+  fi
+done
