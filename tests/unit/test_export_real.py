@@ -83,3 +83,22 @@ def test_verify_writes_the_formats_at_the_end(small_repo: Path, tmp_path: Path) 
     assert data["checkouts"][0]["id"].startswith("my_lab:")
     assert [s.name for s in JUnitXml.fromfile(str(out / "export" / "junit.xml"))] == [
         "tree", "apply", "checks"]
+
+
+def test_json_on_stdout_and_the_human_lines_on_stderr(small_repo: Path, tmp_path: Path) -> None:
+    """--json: stdout is the report (what report.json holds), nothing else; a person still
+    reads the summary, on stderr."""
+    out, _ = real_run(small_repo, tmp_path)
+    mbox = tmp_path / "s.mbx"
+    result = run_cli("checks", "--tree", small_repo, "--mbox", mbox, "--cache-dir",
+                     tmp_path / "cache", "--out", out, "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    data = json.loads(result.stdout)
+    assert data == json.loads((out / "report.json").read_text())
+    assert [s["name"] for s in data["stages"]] == ["tree", "apply", "checks"]
+    assert f"report: {out / 'report.json'}" in result.stderr
+    shown = run_cli("tree", "--show", "--tree", small_repo, "--json")
+    assert shown.returncode == 0, shown.stderr
+    tree = json.loads(shown.stdout)
+    assert tree["path"] == str(small_repo) and tree["base_commit"] == git(
+        small_repo, "rev-parse", "HEAD")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -101,6 +102,10 @@ def test_round_trip_and_next_revision(workspace: dict[str, Path]) -> None:
     assert any(line.split()[:4] == ["new", "-", "->", "3"] for line in lines)
     assert "\n      ++unsigned long line15;\n" in diff
     assert "\n      -+long line15;\n" in diff
+    data = json.loads(cli(ws, "diff", "v1", "v2", "--json"))
+    assert [(p["kind"], p["old"], p["new"]) for p in data["patches"]] == [
+        ("unchanged", 1, 1), ("changed", 2, 2), ("new", None, 3)]
+    assert data["old"] == "v1" and data["new"] == "v2" and data["same_base"] is True
 
 
 def test_diff_of_unknown_revision(workspace: dict[str, Path]) -> None:

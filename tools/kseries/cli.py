@@ -7,12 +7,14 @@ input, 2 bad usage, 3 infrastructure error (a missing or hung tool, a bug), 130 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kseries.core.context import Context, Options, make_context, progress, setup_logging
 from kseries.core.errors import InfraError, KseriesError
@@ -77,12 +79,24 @@ def add_out(parser: argparse.ArgumentParser) -> None:
                              "series, revision and tree is added to, stage by stage")
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """What every command that runs stages takes."""
+def add_run_inputs(parser: argparse.ArgumentParser) -> None:
+    """What a run reads and where it writes (verify, each stage, plan)."""
     add_tree_options(parser)
     add_base_version(parser)
     add_series_input(parser)
     add_out(parser)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What every command that runs stages takes."""
+    add_run_inputs(parser)
+    add_json(parser)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", dest="as_json",
+                        help="print the result as JSON on stdout (for scripts and CI); what "
+                             "a person reads goes to stderr")
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ def configure_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", action="store_true",
                         help="only show path, version and base commit (no download)")
     add_tree_options(parser)
+    add_json(parser)
     add_base_version(parser)
 
 
@@ -136,7 +151,7 @@ def stage_command(stage: StageDef[Any]) -> Command:
         add_run_options(parser)
 
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        return run_stage_command(ctx, stage, stage.from_args(args, ctx))
+        return run_stage_command(ctx, stage, stage.from_args(args, ctx), args.as_json)
 
     return Command(stage.name, stage.help, handler, configure)
 
@@ -163,7 +178,7 @@ def commands() -> list[Command]:
         Command("doctor", "check every tool the stages need; the package for each missing one",
                 doctor_main, configure_doctor, locked=False),
         Command("plan", "cut verify into jobs any CI matrix can run (<out>/jobs.json)",
-                jobs.plan_main, both(jobs.configure_plan, add_stage_selection, add_run_options)),
+                jobs.plan_main, both(jobs.configure_plan, add_stage_selection, add_run_inputs)),
         # the job's own kseries command takes the cache lock, not this one
         Command("job", "run one job of a plan into --out (after the jobs it needs: --from)",
                 jobs.job_main, both(jobs.configure_job, add_tree_options, add_out),
@@ -227,6 +242,10 @@ def cmd_tree(ctx: Context, args: argparse.Namespace) -> int:
         tree = found
     else:
         tree = ctx.tree()
+    if args.as_json:
+        print(json.dumps({"path": str(tree.path), "version": tree.version,
+                          "base_commit": tree.base_commit}, indent=2))
+        return 0
     print(f"path:        {tree.path}")
     print(f"version:     {tree.version}")
     print(f"base commit: {tree.base_commit}")
@@ -270,24 +289,36 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
                   [f"--arch={a}" for a in args.arch or ()])
     outcome = Runner(ctx, "verify", progress).run(planned)
     progress(f"reproduce: {reproducer('verify', ctx, stage_args)}")
-    code = finish(ctx, outcome, planned, render=False)
-    return export_after_run(ctx.out, args) or code
+    human = sys.stderr if args.as_json else sys.stdout
+    code = finish(ctx, outcome, planned, render=False, human=human)
+    with contextlib.redirect_stdout(human):  # what export says is for people too
+        exported = export_after_run(ctx.out, args)
+    if args.as_json:
+        print(json.dumps(outcome.report.to_json(), indent=2))
+    return exported or code
 
 
-def run_stage_command(ctx: Context, stage: StageDef[Any], options: Any) -> int:
-    """`kseries STAGE`: the stage with the stages it needs, each with verify's options."""
+def run_stage_command(ctx: Context, stage: StageDef[Any], options: Any,
+                      as_json: bool = False) -> int:
+    """`kseries STAGE`: the stage with the stages it needs, each with verify's options; with
+    AS_JSON the report goes to stdout as JSON and the human lines to stderr."""
     missing = missing_tools(stage.tools(options))
     if missing:
         raise InfraError(missing[0])
     planned = plan([Planned(stage, options)], STAGES,
                    lambda need: Planned(need, need.for_verify(ctx, None)))
     outcome = Runner(ctx, stage.name, progress).run(planned)
-    return finish(ctx, outcome, planned, render=True)
+    code = finish(ctx, outcome, planned, render=True,
+                  human=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(outcome.report.to_json(), indent=2))
+    return code
 
 
 def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
-           render: bool) -> int:
-    """Print what this run did and return its exit code (only this run's stages count)."""
+           render: bool, human: TextIO = sys.stdout) -> int:
+    """Print what this run did (to HUMAN) and return its exit code (only this run's stages
+    count)."""
     names = [p.stage.name for p in planned]
     report = outcome.report
     for name, summary in outcome.raised:
@@ -297,10 +328,10 @@ def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
             stage = report.stage(item.stage.name)
             if stage is not None and item.stage.render is not None:
                 for line in item.stage.render(stage):
-                    print(line)
+                    print(line, file=human)
     for line in report.summary_lines(names):
-        print(line)
-    print(f"report: {ctx.out / 'report.json'}")
+        print(line, file=human)
+    print(f"report: {ctx.out / 'report.json'}", file=human)
     ran = [s.status for s in report.stages if s.name in names]
     return exit_code(worst(ran))
 

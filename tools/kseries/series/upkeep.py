@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from kseries.core import git as g
@@ -73,6 +74,9 @@ def configure_trailers(parser: argparse.ArgumentParser) -> None:
 def configure_diff(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="vA", help="older revision (or an .mbx file)")
     parser.add_argument("new", metavar="vB", help="newer revision (or an .mbx file)")
+    parser.add_argument("--json", action="store_true", dest="as_json",
+                        help="print the comparison as JSON on stdout (per patch: kind, old "
+                             "and new number, subject, interdiff)")
 
 
 def export_main(ctx: Context, args: argparse.Namespace) -> int:
@@ -224,5 +228,5 @@ def compare(ctx: Context, tree: Tree, old_spec: str, new_spec: str) -> RevisionD
 
 def diff_main(ctx: Context, args: argparse.Namespace) -> int:
     result = compare(ctx, ctx.tree(), args.old, args.new)
-    print(result.format_text())
+    print(json.dumps(result.to_json(), indent=2) if args.as_json else result.format_text())
     return 0
