@@ -13,16 +13,20 @@ from kseries.core.proc import ToolTimeout, run
 # Python packages kseries drives; their versions change what b4, kconfiglib... do.
 PYTHON_PACKAGES = ("b4", "GitPython", "kconfiglib", "unidiff")
 VERSION_TIMEOUT_S = 20
+# Programs that do not take --version: busybox says "applet not found" and makedumpfile
+# "Commandline parameter is invalid" (Debian 12's 1.35.0 and 1.7.2); these print it first.
+VERSION_ARGS = {"busybox": ("--help",), "makedumpfile": ("-v",)}
 
 
 def program_version(program: str) -> str:
-    """First line of `PROGRAM --version`, or why there is none."""
+    """First line of `PROGRAM --version` (or VERSION_ARGS), or why there is none."""
     beside_python = Path(sys.executable).parent / program  # b4 lives in the venv
     path = str(beside_python) if beside_python.is_file() else shutil.which(program)
     if path is None:
         return "not installed"
     try:
-        proc = run([path, "--version"], timeout_s=VERSION_TIMEOUT_S, check=False)
+        proc = run([path, *VERSION_ARGS.get(program, ("--version",))],
+                   timeout_s=VERSION_TIMEOUT_S, check=False)
     except ToolTimeout:
         return f"no answer to --version within {VERSION_TIMEOUT_S} s"
     lines = [line.strip() for line in (proc.stdout or proc.stderr).splitlines() if line.strip()]
