@@ -316,9 +316,10 @@ def run_stage_command(ctx: Context, stage: StageDef[Any], options: Any,
 
 
 def finish(ctx: Context, outcome: Outcome, planned: Sequence[Planned[Any]],
-           render: bool, human: TextIO = sys.stdout) -> int:
-    """Print what this run did (to HUMAN) and return its exit code (only this run's stages
-    count)."""
+           render: bool, human: TextIO | None = None) -> int:
+    """Print what this run did (to HUMAN, default stdout) and return its exit code (only
+    this run's stages count)."""
+    human = human or sys.stdout  # looked up now: tests and callers replace sys.stdout
     names = [p.stage.name for p in planned]
     report = outcome.report
     for name, summary in outcome.raised:
