@@ -49,11 +49,12 @@ def release_edit_worktree(repo: Path, worktree: Path, branch: str) -> None:
     git(repo, "update-ref", "-d", f"refs/original/{branch}")
 
 
-def run_cli(*args: str | Path, cwd: Path = ROOT) -> CliResult:
-    """Run the real console script (as a user would), capturing its output."""
+def run_cli(*args: str | Path, cwd: Path = ROOT, timeout_s: float | None = None) -> CliResult:
+    """Run the real console script (as a user would), capturing its output; past TIMEOUT_S
+    the test fails (subprocess.TimeoutExpired)."""
     kseries = Path(sys.executable).parent / "kseries"
     proc = subprocess.run([str(kseries), *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, check=False)
+                          cwd=cwd, check=False, timeout=timeout_s)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kseries.core.errors import KseriesError
+from kseries.core.lock import cache_lock
 from kseries.kernel.arches import (
     ARCHES,
     REGISTRY,
@@ -172,9 +173,14 @@ def run_build_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def test_cli_unknown_arch_is_one_line_error() -> None:
-    result = run_cli("build", "--arch", "x86_64", "--arch", "sparc")
+def test_cli_unknown_arch_is_one_line_error(tmp_path: Path) -> None:
+    """At once, even while another run holds the cache (the check comes before the lock)."""
+    cache = tmp_path / "cache"
+    with cache_lock(cache, "another run", lambda _m: None):
+        result = run_cli("build", "--arch", "x86_64", "--arch", "sparc", "--cache-dir", cache,
+                         timeout_s=60)
     assert_one_line_error(result, "unknown arch 'sparc'", "x86_64, arm64, powerpc, s390")
+    assert "waiting for another kseries run" not in result.stderr
 
 
 def test_cli_missing_cross_compiler_is_one_line_error_before_any_work(tmp_path: Path) -> None:

@@ -106,6 +106,9 @@ class Command:
     handler: Handler
     configure: Callable[[argparse.ArgumentParser], None]
     locked: bool = True
+    # Checks the command line before the cache lock is taken: a bad argument is an error
+    # at once, not after waiting for another run to finish.
+    check: Callable[[Context, argparse.Namespace], object] | None = None
 
 
 def configure_tree(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +156,8 @@ def stage_command(stage: StageDef[Any]) -> Command:
     def handler(ctx: Context, args: argparse.Namespace) -> int:
         return run_stage_command(ctx, stage, stage.from_args(args, ctx), args.as_json)
 
-    return Command(stage.name, stage.help, handler, configure)
+    return Command(stage.name, stage.help, handler, configure,
+                   check=lambda ctx, args: stage.from_args(args, ctx))
 
 
 def commands() -> list[Command]:
@@ -218,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         child = subparsers.add_parser(command.name, help=command.help,
                                       description=command.help, epilog=EPILOG)
         command.configure(child)
-        child.set_defaults(handler=command.handler, locked=command.locked)
+        child.set_defaults(handler=command.handler, locked=command.locked,
+                           check=command.check)
     add_report_command(subparsers, EPILOG)  # a plain command: no tree, series or lock
     jobs.add_merge_command(subparsers, EPILOG)  # plain too
     return parser
@@ -354,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # What the compiles get from the user's environment is read here, once.
         ctx = make_context(options_from(args), os.environ)
+        if args.check is not None:
+            args.check(ctx, args)
         if not args.locked or (args.command == "tree" and args.show):
             return handler(ctx, args)
         with cache_lock(ctx.cache, f"kseries {args.command}", progress):
